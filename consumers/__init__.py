@@ -1,0 +1,1 @@
+"""The edge of streamvae: everything that does I/O (Kafka, files, the CLI, the wall clock)."""

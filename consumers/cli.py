@@ -1,0 +1,474 @@
+"""The ``streamvae`` command line.
+
+It lives at the edge (``consumers/``) because it does what the pure core must not: reads
+files, prints, and looks at the wall clock for progress and provenance.
+
+Subcommands:
+    quickstart   simulate a plant, train, save, reload, score faults, print what was found
+    train        train a model on a CSV file or the synthetic plant and save an artefact
+    score        score a CSV file with a saved artefact
+    inspect      show what an artefact contains (and verify its hash)
+    version      print the version
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import numpy.typing as npt
+
+import streamvae as sv
+from streamvae.testing import FAULT_KINDS, Fault, SyntheticPlant
+from streamvae.training import EpochReport
+from streamvae.windowing import window_starts
+
+MINUTES_PER_STEP = 5  # the synthetic plant reads every 5 minutes
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class EpochPrinter:
+    """Progress for training: one updating line on a terminal, a line every 10 % otherwise."""
+
+    def __init__(self, out: TextIO, quiet: bool = False) -> None:
+        self.out, self.quiet = out, quiet
+        self.start = time.monotonic()
+        self.tty = out.isatty()
+
+    def __call__(self, e: EpochReport) -> None:
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.start
+        done = int(20 * e.epoch / e.epochs)
+        line = (
+            f"  [{'#' * done}{'.' * (20 - done)}] epoch {e.epoch:>3}/{e.epochs}  "
+            f"train {e.train_loss:9.2f} nats/window  val {e.val_loss:9.2f} nats/window  "
+            f"beta {e.beta:.2f}  {elapsed:5.1f} s"
+        )
+        if self.tty:
+            self.out.write("\r" + line)
+            if e.epoch == e.epochs:
+                self.out.write("\n")
+        elif e.epoch == 1 or e.epoch % max(1, e.epochs // 10) == 0 or e.epoch == e.epochs:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.tty and not self.quiet:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def read_csv_channels(
+    path: Path, channels: Sequence[str] | None = None, exclude: Sequence[str] = ()
+) -> tuple[tuple[str, ...], npt.NDArray[np.float64]]:
+    """Read a CSV with one row per time step. Numeric columns become channels unless
+    ``channels`` names them; ``exclude`` drops columns such as label columns."""
+    if not path.exists():
+        raise CLIError(f"no such file: {path}")
+    with path.open(newline="") as fh:
+        sample = fh.read(8192)
+        fh.seek(0)
+        try:
+            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        rows = list(csv.reader(fh, dialect))
+    if len(rows) < 2:
+        raise CLIError(f"{path}: needs a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+
+    def numeric(col: int) -> bool:
+        for row in body[:50]:
+            try:
+                float(row[col])
+            except (ValueError, IndexError):
+                return False
+        return True
+
+    if channels:
+        missing = [c for c in channels if c not in header]
+        if missing:
+            raise CLIError(f"{path}: column(s) {missing} not in header {header}")
+        names = list(channels)
+    else:
+        names = [h for i, h in enumerate(header) if h not in exclude and numeric(i)]
+        if not names:
+            raise CLIError(f"{path}: no numeric columns found (header: {header})")
+    index = [header.index(n) for n in names]
+    values = np.full((len(body), len(names)), np.nan)
+    for r, row in enumerate(body):
+        for j, col in enumerate(index):
+            with contextlib.suppress(ValueError, IndexError):
+                values[r, j] = float(row[col])
+    return tuple(names), values
+
+
+def finite_windows(values: npt.NDArray[np.float64], window: int, stride: int) -> Any:
+    windows = sv.sliding_windows(values, window, stride)
+    keep = np.isfinite(windows).all(axis=(1, 2))
+    return windows[keep], int((~keep).sum())
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_version(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(f"streamvae {sv.__version__}\n")
+    return 0
+
+
+def _configs(args: argparse.Namespace, channels: tuple[str, ...]) -> tuple[Any, Any]:
+    vae = sv.VAEConfig(
+        channels=channels,
+        window=args.window,
+        cell=args.cell,
+        decoder=args.decoder,
+        hidden_size=args.hidden,
+        latent_dim=args.latent,
+        seed=args.seed,
+    )
+    train = sv.TrainConfig(epochs=args.epochs, seed=args.seed)
+    return vae, train
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
+    if args.csv:
+        channels, values = read_csv_channels(Path(args.csv), args.channels, args.exclude)
+        source = {"kind": "csv", "path": str(args.csv), "rows": int(values.shape[0])}
+    else:
+        plant = SyntheticPlant(seed=args.seed)
+        series = plant.generate(args.steps)
+        channels, values = plant.channels, series.values
+        source = {"kind": "synthetic", "steps": args.steps, "seed": args.seed}
+    out.write(f"Data: {values.shape[0]} rows x {len(channels)} channels ({', '.join(channels)})\n")
+    scaler = sv.StandardScaler.fit(values)
+    windows, dropped = finite_windows(scaler.transform(values), args.window, args.stride)
+    out.write(
+        f"Windows: {len(windows)} of {args.window} steps every {args.stride} step(s)"
+        + (f", {dropped} dropped for missing values" if dropped else "")
+        + "\n"
+    )
+    vae_cfg, train_cfg = _configs(args, channels)
+    model = sv.RecurrentVAE(vae_cfg)
+    out.write(
+        f"Training {vae_cfg.cell.upper()} encoder / {vae_cfg.decoder} decoder, "
+        f"hidden {vae_cfg.hidden_size}, latent {vae_cfg.latent_dim}, up to {args.epochs} epochs\n"
+    )
+    printer = EpochPrinter(out, args.quiet)
+    started = time.monotonic()
+    report = sv.fit(model, windows, train_cfg, progress=printer)
+    seconds = time.monotonic() - started
+    digest = sv.save_artefact(
+        args.out,
+        model,
+        train_config=train_cfg,
+        scaler=scaler.to_state(),
+        metadata={
+            "created_at": utc_now(),
+            "source": source,
+            "fit": report.to_dict(),
+            "train_seconds": round(seconds, 2),
+            "code_version": sv.__version__,
+        },
+    )
+    out.write(
+        f"Best epoch {report.best_epoch}/{report.epochs_run}: validation loss "
+        f"{report.best_val_loss:.2f} nats/window ({seconds:.1f} s)\n"
+        f"Saved {args.out} (sha256 {digest[:16]}...)\n"
+    )
+    return 0
+
+
+def _load(path: str) -> sv.Artefact:
+    try:
+        return sv.load_artefact(path)
+    except sv.ArtefactError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
+    art = _load(args.model)
+    cfg = art.model.config
+    _, values = read_csv_channels(Path(args.csv), list(cfg.channels), ())
+    if art.scaler is None:
+        raise CLIError(f"{args.model} has no scaler state; retrain it with `streamvae train`")
+    scaler = sv.StandardScaler.from_state(art.scaler)
+    scaled = scaler.transform(values)
+    starts = window_starts(len(scaled), cfg.window, args.stride)
+    windows = sv.sliding_windows(scaled, cfg.window, args.stride)
+    ok = np.isfinite(windows).all(axis=(1, 2))
+    scorer = sv.Scorer(art.model, sv.ScoringConfig(samples=args.samples))
+    started = time.monotonic()
+    batch = scorer.score_many(windows[ok])
+    seconds = time.monotonic() - started
+    rows = np.flatnonzero(ok)
+    dest = Path(args.out)
+    with dest.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["window_start_row", "window_end_row", "score_nats", "top_channel"])
+        for k, i in enumerate(rows):
+            w.writerow(
+                [
+                    starts[i],
+                    starts[i] + cfg.window - 1,
+                    f"{batch.scores[k]:.6f}",
+                    batch.top_channel(k),
+                ]
+            )
+    rate = len(batch) / seconds if seconds > 0 else math.inf
+    out.write(
+        f"Scored {len(batch)} windows in {seconds * 1000:.0f} ms ({rate:,.0f} windows/s); "
+        f"{int((~ok).sum())} skipped for missing values\n"
+    )
+    if len(batch):
+        q = np.quantile(batch.scores, [0.5, 0.99])
+        top = int(np.argmax(batch.scores))
+        out.write(
+            f"Score median {q[0]:.3f} nats, p99 {q[1]:.3f} nats, max {batch.scores[top]:.3f} nats "
+            f"(rows {starts[rows[top]]}-{starts[rows[top]] + cfg.window - 1}, top channel "
+            f"{batch.top_channel(top)})\n"
+        )
+    out.write(f"Wrote {dest}\n")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    art = _load(args.path)
+    summary = {
+        "path": str(args.path),
+        "format_version": art.format_version,
+        "content_hash": art.content_hash,
+        "code_version": art.code_version,
+        "model_config": art.model.config.to_dict(),
+        "parameters": sum(p.numel() for p in art.model.parameters()),
+        "train_config": art.train_config.to_dict() if art.train_config else None,
+        "scaler": art.scaler,
+        "threshold": art.threshold,
+        "metadata": art.metadata,
+    }
+    out.write(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
+    """The most complete end-to-end path until the streaming demo exists."""
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    window, train_steps, stride = 32, 5760, 3
+    plant = SyntheticPlant(seed=args.seed)
+    days = train_steps * MINUTES_PER_STEP / 1440
+    out.write(
+        f"[1/5] Simulating a pump: {train_steps} readings ({days:.0f} days at "
+        f"{MINUTES_PER_STEP}-minute steps), {len(plant.channels)} coupled channels\n"
+    )
+    train = plant.generate(train_steps)
+    scaler = sv.StandardScaler.fit(train.values)
+    windows = sv.sliding_windows(scaler.transform(train.values), window, stride)
+
+    out.write(f"[2/5] Training the recurrent VAE on {len(windows)} normal windows\n")
+    model = sv.RecurrentVAE(sv.VAEConfig(channels=plant.channels, window=window, seed=args.seed))
+    printer = EpochPrinter(out)
+    started = time.monotonic()
+    report = sv.fit(model, windows, sv.TrainConfig(epochs=args.epochs, seed=args.seed), printer)
+    train_seconds = time.monotonic() - started
+
+    # Threshold: p99.5 of scores on a clean calibration day the model never saw.
+    calib = plant.generate(288, start_step=train_steps)
+    calib_scores = sv.Scorer(model).score_many(
+        sv.sliding_windows(scaler.transform(calib.values), window, 1)
+    )
+    threshold = float(np.quantile(calib_scores.scores, 0.995))
+    path = workdir / "model.safetensors"
+    digest = sv.save_artefact(
+        path,
+        model,
+        train_config=sv.TrainConfig(epochs=args.epochs, seed=args.seed),
+        scaler=scaler.to_state(),
+        threshold={"kind": "static_quantile", "q": 0.995, "value": threshold},
+        metadata={"created_at": utc_now(), "fit": report.to_dict(), "source": "synthetic"},
+    )
+    out.write(
+        f"[3/5] Saved {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest[:12]}...) "
+        f"after {train_seconds:.1f} s; threshold {threshold:.3f} nats (p99.5 of a clean day)\n"
+    )
+
+    art = sv.load_artefact(path)
+    test_start = train_steps + 288
+    faults: list[Fault] = []
+    position = test_start + 120
+    fault_channels = {"frequency_change": "vibration"}
+    rotation = iter(["flow", "pressure", "temperature", "current", "vibration"])
+    for kind in FAULT_KINDS:
+        channel = fault_channels.get(kind) or next(rotation)
+        length = 1 if kind == "spike" else 96
+        faults.append(Fault(kind, channel, position, length))
+        position += length + 150
+    test = plant.generate(position - test_start + 60, faults, start_step=test_start)
+    test_windows = sv.sliding_windows(
+        sv.StandardScaler.from_state(art.scaler or {}).transform(test.values), window, 1
+    )
+    scorer = sv.Scorer(art.model)
+    started = time.monotonic()
+    batch = scorer.score_many(test_windows)
+    score_ms = (time.monotonic() - started) * 1000
+    same = np.array_equal(batch.scores, sv.Scorer(model).score_many(test_windows).scores)
+    out.write(
+        f"[4/5] Reloaded the artefact (hash verified; scores identical to the trained model: "
+        f"{'yes' if same else 'NO'}) and scored {len(batch)} windows of a faulted test series "
+        f"in {score_ms:.0f} ms\n"
+    )
+
+    starts = window_starts(len(test.values), window, 1)
+    ends = starts + window - 1
+    above = batch.scores > threshold
+    out.write(
+        "[5/5] Faults and what the model saw (a window is flagged when its score > threshold)\n"
+    )
+    header = f"  {'fault':<17}{'channel':<13}{'detected':<10}{'delay':>9}  {'top channel':<13}"
+    out.write(header + "peak score\n")
+    detected = 0
+    for fault in faults:
+        lo, hi = fault.start - test_start, fault.end - test_start
+        inside = (ends >= lo) & (starts < hi)
+        hits = np.flatnonzero(inside & above)
+        if hits.size:
+            detected += 1
+            delay = max(0, int(ends[hits[0]]) - lo) * MINUTES_PER_STEP
+            top = batch.channels[int(np.argmax(batch.contributions[hits].mean(axis=0)))]
+            peak = float(batch.scores[inside].max())
+            out.write(
+                f"  {fault.kind:<17}{fault.channel:<13}{'yes':<10}{delay:>6} min  {top:<13}"
+                f"{peak:.2f} nats\n"
+            )
+        else:
+            out.write(f"  {fault.kind:<17}{fault.channel:<13}{'no':<10}{'-':>9}  {'-':<13}-\n")
+    clean = np.array([not test.labels[max(0, s - window) : s + 2 * window].any() for s in starts])
+    false_windows = int((clean & above).sum())
+    hours = clean.sum() * MINUTES_PER_STEP / 60
+    out.write(
+        f"  {detected}/{len(faults)} faults detected; {false_windows} of {int(clean.sum())} "
+        f"clean windows flagged ({false_windows / max(hours, 1e-9):.2f} per hour of clean "
+        f"operation)\n"
+    )
+    scores_path = workdir / "scores.csv"
+    with scores_path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["step", "score_nats", "threshold_nats", "label", "top_channel"])
+        for k, s in enumerate(starts):
+            w.writerow(
+                [
+                    test_start + int(s) + window - 1,
+                    f"{batch.scores[k]:.6f}",
+                    f"{threshold:.6f}",
+                    int(test.labels[s + window - 1]),
+                    batch.top_channel(k),
+                ]
+            )
+    out.write(f"Wrote {scores_path}. Next: `streamvae inspect {path}`.\n")
+    return 0 if detected == len(faults) and same else 1
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--window", type=int, default=32, help="window length in steps (default 32)")
+    p.add_argument("--stride", type=int, default=1, help="steps between windows (default 1)")
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    p.add_argument("--decoder", choices=["mlp", "rnn"], default="mlp")
+    p.add_argument("--hidden", type=int, default=32, help="recurrent hidden size (default 32)")
+    p.add_argument("--latent", type=int, default=8, help="latent dimensions (default 8)")
+    p.add_argument("--epochs", type=int, default=150, help="maximum epochs (default 150)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamvae",
+        description="Streaming anomaly detection for industrial sensor data (recurrent VAE).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser(
+        "quickstart", help="simulate a plant, train, save, reload and score faults (~30 s)"
+    )
+    p.add_argument("--workdir", default="streamvae-quickstart", help="where files are written")
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--seed", type=int, default=3)
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("train", help="train a model and save an artefact")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--csv", help="CSV file, one row per time step, one column per channel")
+    src.add_argument("--synthetic", action="store_true", help="train on the simulated plant")
+    p.add_argument("--steps", type=int, default=5760, help="synthetic steps (default 5760)")
+    p.add_argument(
+        "--channels",
+        type=lambda s: [c for c in s.split(",") if c],
+        help="comma-separated channel columns (default: every numeric column)",
+    )
+    p.add_argument(
+        "--exclude",
+        type=lambda s: [c for c in s.split(",") if c],
+        default=[],
+        help="comma-separated columns to ignore, e.g. label columns",
+    )
+    p.add_argument("--out", required=True, help="artefact path, e.g. model.safetensors")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    _model_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("score", help="score a CSV with a saved artefact")
+    p.add_argument("--model", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--samples", type=int, default=1, help="posterior samples L (default 1)")
+    p.add_argument("--out", default="scores.csv")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("inspect", help="show an artefact's manifest and verify its hash")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args, stream)
+    except (CLIError, sv.StreamVAEError) as exc:
+        sys.stderr.write(f"streamvae {args.command}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

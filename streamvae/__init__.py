@@ -1,0 +1,71 @@
+"""streamvae: streaming anomaly detection for industrial sensor data.
+
+The pure core: windows of sensor readings in, anomaly scores and (later) alerts out. It never
+imports Kafka, reads environment variables, opens sockets or calls the wall clock; the Kafka
+service in ``consumers/`` is the edge that does.
+
+Example:
+    >>> import numpy as np
+    >>> import streamvae as sv
+    >>> model = sv.RecurrentVAE(sv.VAEConfig(channels=("flow", "temp"), window=16))
+    >>> scores = sv.Scorer(model).score_many(np.zeros((4, 16, 2), dtype=np.float32))
+    >>> len(scores)
+    4
+"""
+
+from streamvae._version import __version__
+from streamvae.artefact import (
+    Artefact,
+    dumps_artefact,
+    load_artefact,
+    loads_artefact,
+    save_artefact,
+)
+from streamvae.config import BetaSchedule, ScoringConfig, TrainConfig, VAEConfig
+from streamvae.errors import (
+    ArtefactError,
+    ArtefactFormatError,
+    ArtefactIntegrityError,
+    ConfigError,
+    InputError,
+    NonFiniteLossError,
+    StreamVAEError,
+    TrainingError,
+    UnsafeArtefactError,
+)
+from streamvae.model import RecurrentVAE, ScoreBatch, Scorer, elbo_loss, gaussian_nll
+from streamvae.scaling import StandardScaler
+from streamvae.training import EpochReport, FitReport, fit
+from streamvae.windowing import sliding_windows
+
+__all__ = [
+    "Artefact",
+    "ArtefactError",
+    "ArtefactFormatError",
+    "ArtefactIntegrityError",
+    "BetaSchedule",
+    "ConfigError",
+    "EpochReport",
+    "FitReport",
+    "InputError",
+    "NonFiniteLossError",
+    "RecurrentVAE",
+    "ScoreBatch",
+    "Scorer",
+    "ScoringConfig",
+    "StandardScaler",
+    "StreamVAEError",
+    "TrainConfig",
+    "TrainingError",
+    "UnsafeArtefactError",
+    "VAEConfig",
+    "__version__",
+    "dumps_artefact",
+    "elbo_loss",
+    "fit",
+    "gaussian_nll",
+    "load_artefact",
+    "loads_artefact",
+    "save_artefact",
+    "sliding_windows",
+]
