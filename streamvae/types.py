@@ -118,3 +118,31 @@ class Window:
     values: npt.NDArray[np.float64]
     channels: tuple[str, ...]
     offsets: OffsetSpan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredWindow:
+    """A window after scoring and thresholding: everything the alert stage needs to decide.
+
+    ``anomalous`` is the threshold's decision; ``regime_change`` is set by the threshold when
+    it concluded that a long exceedance is a new normal rather than a fault (the open alert
+    then resolves with reason ``regime_change``). ``threshold_label`` says how the threshold
+    was set, e.g. ``"p99.5"``, for alert summaries.
+
+    Example:
+        >>> import numpy as np
+        >>> w = Window("pump-7", 0.0, 31.0, np.zeros((32, 1)), ("temp",))
+        >>> sw = ScoredWindow(w, 9.7, 6.1, True, {"temp": 1.0}, "v0001", "p99.5")
+        >>> sw.score > sw.threshold
+        True
+    """
+
+    window: Window
+    score: float
+    threshold: float
+    anomalous: bool
+    contributions: Mapping[str, float]
+    model_version: str
+    threshold_label: str = ""
+    regime_change: bool = False
+    warming_up: bool = False
