@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from streamvae.errors import ConfigError, InputError
 from streamvae.model.scorer import ScoreBatch
+from streamvae.types import Reading
 from streamvae.windowing import window_starts
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
     "SyntheticPlant",
     "evaluate_detection",
     "fault_suite",
+    "interleave",
     "roc_auc",
+    "series_readings",
 ]
 
 FaultKind = Literal["spike", "level_shift", "stuck", "noise_burst", "frequency_change"]
@@ -403,3 +406,35 @@ def evaluate_detection(
         n_positive_windows=int(positive.sum()),
         n_negative_windows=int(negative.sum()),
     )
+
+
+def series_readings(
+    series: PlantSeries, asset: str, start_ts: float = 1_700_000_000.0, period_s: float = 300.0
+) -> list[Reading]:
+    """A plant series as multichannel Readings of one asset, one every ``period_s`` seconds.
+
+    Example:
+        >>> series = SyntheticPlant().generate(3)
+        >>> [r.ts for r in series_readings(series, "pump-1", start_ts=0.0, period_s=60.0)]
+        [0.0, 60.0, 120.0]
+    """
+    names = series.channels
+    return [
+        Reading(asset, start_ts + i * period_s, dict(zip(names, row.tolist(), strict=True)))
+        for i, row in enumerate(series.values)
+    ]
+
+
+def interleave(*streams: Sequence[Reading]) -> list[Reading]:
+    """Merge per-asset streams into one, ordered by event time (ties: argument order), as a
+    Kafka partition carrying several assets would deliver them.
+
+    Example:
+        >>> a = [Reading("a", 0.0, {"x": 1.0}), Reading("a", 2.0, {"x": 1.0})]
+        >>> b = [Reading("b", 1.0, {"x": 1.0})]
+        >>> [r.asset for r in interleave(a, b)]
+        ['a', 'b', 'a']
+    """
+    keyed = [(r.ts, k, i, r) for k, stream in enumerate(streams) for i, r in enumerate(stream)]
+    keyed.sort(key=lambda item: (item[0], item[1], item[2]))
+    return [item[3] for item in keyed]
