@@ -27,7 +27,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument(
+        "--variants", default="all", help="comma list of cell/decoder, e.g. lstm/mlp (default all)"
+    )
+    parser.add_argument("--beta", type=float, default=None, help="β_max (default: TrainConfig's)")
     args = parser.parse_args()
+    chosen = [
+        v for v in VARIANTS if args.variants == "all" or "/".join(v) in args.variants.split(",")
+    ]
+    beta = sv.BetaSchedule() if args.beta is None else sv.BetaSchedule(beta_max=args.beta)
     plant = SyntheticPlant(seed=3)
     train = plant.generate(TRAIN_STEPS)
     scaler = sv.StandardScaler.fit(train.values)
@@ -45,7 +53,7 @@ def main() -> int:
     header += f"{'min AUC':>9}{'top-ch':>8}{'train s':>9}"
     print(header)
     print("-" * len(header))
-    for cell, decoder in VARIANTS:
+    for cell, decoder in chosen:
         for seed in args.seeds:
             model = sv.RecurrentVAE(
                 sv.VAEConfig(
@@ -53,7 +61,7 @@ def main() -> int:
                 )
             )
             start = time.perf_counter()
-            sv.fit(model, windows, sv.TrainConfig(epochs=args.epochs, seed=seed))
+            sv.fit(model, windows, sv.TrainConfig(epochs=args.epochs, seed=seed, beta=beta))
             seconds = time.perf_counter() - start
             scorer = sv.Scorer(model)
             results = []

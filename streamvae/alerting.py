@@ -15,8 +15,12 @@ per-window decisions into episodes with hysteresis, and every episode into exact
 Rules, exactly:
 
 - An *exceedance* is a window with ``anomalous=True``, ``warming_up=False`` and
-  ``regime_change=False``. Every other window is *normal* (a window in the threshold's grace
-  period therefore never fires, and counts towards resolving an open alert).
+  ``regime_change=False``. Every other window is *normal*, except that while an alert is
+  open a window in the threshold's grace period is *not judged*: it neither extends nor
+  resolves the episode. A grace period follows every recalibration (a model swap), when the
+  threshold has not yet seen the new model's scores on live data; an alert open across a swap
+  must not resolve just because the new threshold is still learning. While OK, a grace window
+  never fires and breaks a run of consecutive exceedances.
 - OK → FIRING when the current window is an exceedance and at least ``k`` of the last ``n``
   windows (the current one included) were exceedances. Those ``k`` windows are the
   *triggering run*. ``n=None`` means ``n=k``: ``k`` consecutive exceedances.
@@ -81,7 +85,11 @@ class AlertConfig(_DictMixin):
 
     ``k`` exceedances among the last ``n`` windows fire (``n=None``: ``k`` consecutive);
     ``m`` consecutive normal windows resolve; ``cooldown_windows`` windows after a resolution
-    are not judged. ``critical_ratio`` splits the severities (see the module docstring).
+    are not judged. The defaults (16 and 16) are half of a 32-step window at stride 1, the
+    Detector's default windows: overlapping windows share all but ``stride`` steps, so one odd
+    step makes ``W / stride`` windows exceed — a fault as short as one step still fires, while
+    the normal tail's shorter excursions do not (``docs/detector.md`` has the measurements).
+    With other windows keep ``k ≈ m ≈ W / (2 · stride)``. ``critical_ratio`` splits the severities (see the module docstring).
     ``site`` goes into the dedup key ``streamvae:<site>:<asset>`` and the CloudEvents source
     ``<source_prefix>/<site>``, so it is restricted to letters, digits, ``.``, ``_``, ``-``.
 
@@ -92,9 +100,9 @@ class AlertConfig(_DictMixin):
     """
 
     site: str = "default"
-    k: int = 3
+    k: int = 16
     n: int | None = None
-    m: int = 5
+    m: int = 16
     cooldown_windows: int = 0
     critical_ratio: float = 2.0
     alertname: str = "SensorAnomaly"
@@ -416,6 +424,8 @@ class Alerter:
         self, state: AssetAlertState, sw: ScoredWindow, exceed: bool, events: list[AlertEvent]
     ) -> None:
         state.span = _merge(state.span, sw.window.offsets)
+        if sw.warming_up and not sw.regime_change:
+            return  # the threshold is re-learning after a recalibration: not judged
         if sw.regime_change:
             events.append(self._resolve(state, sw, "regime_change"))
         elif exceed:

@@ -179,7 +179,10 @@ class BetaSchedule(_DictMixin):
     ``linear`` warms β from 0 to ``beta_max`` over ``warmup_epochs`` (Bowman et al. 2016);
     ``cyclical`` repeats that ramp ``cycles`` times, ramping for ``ramp_fraction`` of each cycle
     and holding ``beta_max`` for the rest (Fu et al. 2019). Both fight posterior collapse: the
-    decoder first learns to use z, then the prior is enforced.
+    decoder first learns to use z, then the prior is enforced. ``beta_max`` defaults to 0.1,
+    measured on the whole Detector (``docs/detector.md``): against β = 1 it reconstructs the
+    plant's rarer normal transients well enough that false alerts fell from 6 to 2 per 711
+    asset-days, detecting 28 of 30 faults instead of 27, with the same per-kind AUC (≥ 0.99).
 
     Example:
         >>> BetaSchedule(kind="linear", beta_max=1.0, warmup_epochs=10).beta(5.0, total_epochs=40)
@@ -187,7 +190,7 @@ class BetaSchedule(_DictMixin):
     """
 
     kind: BetaKind = "linear"
-    beta_max: float = 1.0
+    beta_max: float = 0.1
     warmup_epochs: float = 10.0
     cycles: int = 4
     ramp_fraction: float = 0.5

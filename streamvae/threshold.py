@@ -55,6 +55,7 @@ __all__ = ["AdaptiveThreshold", "Decision", "ThresholdBank", "ThresholdConfig", 
 ThresholdMode = Literal["percentile", "spot", "dspot"]
 _STATE_VERSION = 1
 _INF = math.inf
+_CENTRE_EVERY = 64  # learned scores between two refreshes of the baseline's median
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,12 @@ class ThresholdConfig(_DictMixin):
     an episode, and ``max_alarm_windows`` exceedances in one episode declare a regime change
     (0 = never: the threshold can then lock on). ``spot_level`` is the quantile of the
     baseline above which SPOT fits its Generalized Pareto tail; ``dspot_depth`` is the
-    number of recent normal scores in DSPOT's moving average.
+    number of recent normal scores in DSPOT's moving average. ``margin`` lifts the decision
+    threshold above the percentile by that fraction of the baseline's spread, ``pq + margin ×
+    (pq − median)``: scores of overlapping windows are so correlated that a few days of
+    baseline hold only a few dozen independent samples, and their q-th percentile is about
+    their maximum; the margin keeps the rarer normal excursions from paging (0 = the bare
+    percentile; measured in ``docs/threshold.md``).
 
     Example:
         >>> ThresholdConfig(q=0.99, history=500).history
@@ -86,6 +92,7 @@ class ThresholdConfig(_DictMixin):
     max_alarm_windows: int = 600
     spot_level: float = 0.98
     dspot_depth: int = 20
+    margin: float = 0.5
 
     def __post_init__(self) -> None:
         owner = "ThresholdConfig"
@@ -106,6 +113,7 @@ class ThresholdConfig(_DictMixin):
         _finite_float(owner, "spot_level", self.spot_level, low=0.0, low_open=True)
         _require(self.spot_level < 1.0, owner, "spot_level", f"must be < 1, got {self.spot_level}")
         _positive_int(owner, "dspot_depth", self.dspot_depth)
+        _finite_float(owner, "margin", self.margin, low=0.0)
         if self.mode != "percentile":
             _require(
                 self.spot_level < self.q,
@@ -146,11 +154,15 @@ class Decision:
 
 def _label(config: ThresholdConfig) -> str:
     if config.mode == "percentile":
-        return f"p{round(config.q * 100, 6):g}"
-    risk = 1.0 - config.q
-    mantissa, exponent = f"{risk:.1e}".split("e")
-    number = f"{float(mantissa):g}e{int(exponent)}"
-    return f"{'SPOT' if config.mode == 'spot' else 'DSPOT'} q={number}"
+        base = f"p{round(config.q * 100, 6):g}"
+    else:
+        risk = 1.0 - config.q
+        mantissa, exponent = f"{risk:.1e}".split("e")
+        number = f"{float(mantissa):g}e{int(exponent)}"
+        base = f"{'SPOT' if config.mode == 'spot' else 'DSPOT'} q={number}"
+    if not config.margin:
+        return base
+    return f"{base} + {config.margin:g}×spread"
 
 
 def _pack(values: Sequence[float] | array[float]) -> str:
@@ -285,6 +297,16 @@ class _TopWindow:
         everything = np.frombuffer(self.ring, dtype=np.float64, count=n)
         self.top = np.sort(np.partition(everything, n - m)[n - m :]).tolist()
 
+    def median(self) -> float:
+        """The median of the window (0.0 while it is empty); O(n), so called sparingly."""
+        n = len(self.ring)
+        if not n:
+            return 0.0
+        everything = np.frombuffer(self.ring, dtype=np.float64, count=n)
+        value = float(np.median(everything))
+        del everything  # release the buffer: the ring must stay resizable
+        return value
+
     def quantile(self, q: float) -> float:
         """The q-quantile with linear interpolation (numpy's default, river's too)."""
         top = self.top
@@ -356,15 +378,18 @@ class AdaptiveThreshold:
         >>> th = AdaptiveThreshold(ThresholdConfig(history=500, grace=100))
         >>> decisions = [th.update(rng.gauss(0.0, 1.0)) for _ in range(1000)]
         >>> decisions[0].warming_up, decisions[-1].warming_up, th.label
-        (True, False, 'p99.5')
-        >>> round(th.get(), 1)  # the 99.5th percentile of N(0, 1) is 2.58
-        2.5
+        (True, False, 'p99.5 + 0.5×spread')
+        >>> # p99.5 of N(0, 1) is 2.58 and its median 0: 2.58 + 0.5 × (2.58 − 0) ≈ 3.9
+        >>> round(th.get(), 1)
+        3.9
         >>> th.update(9.0).anomalous, th.update(0.0).anomalous
         (True, False)
     """
 
     __slots__ = (
+        "_base",
         "_cap",
+        "_centre",
         "_config",
         "_count",
         "_dspot",
@@ -372,9 +397,11 @@ class AdaptiveThreshold:
         "_gap",
         "_grace",
         "_last",
+        "_learned",
         "_ma",
         "_ma_pos",
         "_ma_sum",
+        "_margin",
         "_open",
         "_protect",
         "_protect_after",
@@ -400,6 +427,7 @@ class AdaptiveThreshold:
         self._gap = cfg.episode_gap
         self._cap = cfg.max_alarm_windows
         self._dspot = cfg.mode == "dspot"
+        self._margin = cfg.margin
         self._reset()
 
     @property
@@ -409,6 +437,9 @@ class AdaptiveThreshold:
     def _reset(self) -> None:
         cfg = self._config
         self._threshold = _INF
+        self._base = _INF  # the percentile (or SPOT level) before the margin
+        self._centre = 0.0  # the baseline's median, refreshed every _CENTRE_EVERY learned
+        self._learned = 0
         if cfg.mode == "percentile":
             self._window = _TopWindow(cfg.history, cfg.q)
             self._tail: _SpotTail | None = None
@@ -432,10 +463,27 @@ class AdaptiveThreshold:
         if not self._dspot:
             old = self._window.push(score)
             if self._tail is None:
-                self._threshold = self._window.quantile(self._q)
+                self._base = self._window.quantile(self._q)
             else:
                 self._refresh_spot(score, old)
-            return
+        else:
+            self._learn_dspot(score)
+        if self._margin:
+            self._learned += 1
+            if self._learned % _CENTRE_EVERY == 1 or self._learned <= _CENTRE_EVERY:
+                self._centre = self._window.median()
+            self._apply_margin()
+        else:
+            self._threshold = self._base
+
+    def _apply_margin(self) -> None:
+        """threshold = base + margin × (base − median), measured where the baseline lives
+        (DSPOT: in residuals, before the moving average is added back)."""
+        base = self._base
+        ref = base - self._ma_sum / len(self._ma) if self._dspot and self._ma else base
+        self._threshold = base + self._margin * (ref - self._centre)
+
+    def _learn_dspot(self, score: float) -> None:
         ma = self._ma
         residual = score - self._ma_sum / len(ma) if ma else 0.0
         if len(ma) < self._config.dspot_depth:
@@ -454,7 +502,7 @@ class AdaptiveThreshold:
         z = tail.refresh(window.top, len(window.ring), added, removed)
         if self._dspot and self._ma:
             z += self._ma_sum / len(self._ma)  # back from residuals to scores
-        self._threshold = z
+        self._base = z
 
     def _close_episode(self) -> None:
         if self._count < self._protect_after:
@@ -549,6 +597,8 @@ class AdaptiveThreshold:
             "episode_open": self._open,
             "episode_count": self._count,
             "episode_quiet": self._quiet,
+            "centre": self._centre,
+            "learned": self._learned,
         }
 
     @classmethod
@@ -571,6 +621,8 @@ class AdaptiveThreshold:
             baseline = _unpack(state["baseline"], "baseline")
             moving = _unpack(state["moving"], "moving")
             episode = _unpack(state["episode"], "episode")
+            centre = float(state["centre"]) if "centre" in state else None
+            learned = int(state.get("learned", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"threshold snapshot is missing or mangles a field: {exc}") from None
         th = cls(config)
@@ -583,9 +635,16 @@ class AdaptiveThreshold:
             window.push(value)  # values are already residuals in DSPOT
         if baseline:
             if th._tail is None:
-                th._threshold = window.quantile(th._q)
+                th._base = window.quantile(th._q)
             else:
                 th._refresh_spot(_INF, None)  # an infinite arrival forces a fit
+            if th._margin:
+                # the stored median is exact; a snapshot taken without a margin has none
+                th._centre = window.median() if centre is None else centre
+                th._learned = learned if centre is not None else len(baseline)
+                th._apply_margin()
+            else:
+                th._threshold = th._base
         th._since = since
         th._episode = episode
         th._open, th._count, th._quiet = is_open, count, quiet

@@ -17,6 +17,11 @@ from streamvae.threshold import AdaptiveThreshold, ThresholdBank, ThresholdConfi
 P995 = 2.5758  # 99.5th percentile of N(0, 1)
 
 
+def bare(**kwargs) -> ThresholdConfig:
+    """A config whose threshold is the bare percentile (no margin): the primitive under test."""
+    return ThresholdConfig(**{"margin": 0.0, **kwargs})
+
+
 def normal(n: int, seed: int = 0, loc: float = 0.0) -> list[float]:
     return np.random.default_rng(seed).normal(loc, 1.0, n).tolist()
 
@@ -28,7 +33,7 @@ def correlated(n: int, seed: int = 0) -> list[float]:
 
 
 def test_threshold_approaches_the_q_quantile_of_a_stationary_stream():
-    th = AdaptiveThreshold(ThresholdConfig(q=0.995, history=2000, grace=100))
+    th = AdaptiveThreshold(bare(q=0.995, history=2000, grace=100))
     decisions = [th.update(x) for x in normal(30_000)]
     assert th.get() == pytest.approx(P995, abs=0.25)
     alarm_rate = np.mean([d.anomalous for d in decisions[2000:]])
@@ -36,7 +41,7 @@ def test_threshold_approaches_the_q_quantile_of_a_stationary_stream():
 
 
 def test_threshold_is_rivers_rolling_quantile_of_the_learned_scores():
-    th = AdaptiveThreshold(ThresholdConfig(protect=False, history=500, grace=0))
+    th = AdaptiveThreshold(bare(protect=False, history=500, grace=0))
     reference = river_stats.RollingQuantile(0.995, 500)
     for x in normal(3000, seed=1):
         th.update(x)
@@ -49,7 +54,7 @@ def test_threshold_is_infinite_until_a_score_is_learned():
 
 
 def test_a_burst_of_anomalies_does_not_move_the_protected_threshold():
-    th = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0))
+    th = AdaptiveThreshold(bare(history=2000, grace=0))
     th.recalibrate(normal(2000))
     before = th.get()
     burst = [th.update(50.0) for _ in range(100)]
@@ -60,7 +65,7 @@ def test_a_burst_of_anomalies_does_not_move_the_protected_threshold():
 
 
 def test_short_excursions_are_learned_so_the_protected_threshold_does_not_ratchet_down():
-    th = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0))
+    th = AdaptiveThreshold(bare(history=2000, grace=0))
     scores = correlated(62_000)
     th.recalibrate(scores[:2000])
     decisions = [th.update(x) for x in scores[2000:]]
@@ -71,7 +76,7 @@ def test_short_excursions_are_learned_so_the_protected_threshold_does_not_ratche
 def test_strict_protection_ratchets_down_on_a_stationary_stream():
     # Why the default learns short episodes: protecting every exceedance keeps the window's
     # top out, so the threshold can only fall and the alarm rate climbs.
-    strict = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0, protect_after=1))
+    strict = AdaptiveThreshold(bare(history=2000, grace=0, protect_after=1))
     scores = correlated(42_000)
     strict.recalibrate(scores[:2000])
     decisions = [strict.update(x) for x in scores[2000:]]
@@ -80,7 +85,7 @@ def test_strict_protection_ratchets_down_on_a_stationary_stream():
 
 def test_a_sustained_level_shift_stops_alarming_after_the_cap_and_the_threshold_adapts():
     cap = 200
-    th = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0, max_alarm_windows=cap))
+    th = AdaptiveThreshold(bare(history=2000, grace=0, max_alarm_windows=cap))
     th.recalibrate(normal(2000))
     for x in normal(1000, seed=1):
         th.update(x)
@@ -94,7 +99,7 @@ def test_a_sustained_level_shift_stops_alarming_after_the_cap_and_the_threshold_
 
 
 def test_without_a_cap_a_protected_threshold_locks_on_to_a_level_shift():
-    th = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0, max_alarm_windows=0))
+    th = AdaptiveThreshold(bare(history=2000, grace=0, max_alarm_windows=0))
     th.recalibrate(normal(2000))
     shifted = [th.update(x) for x in normal(3000, seed=2, loc=8.0)]
     assert all(d.anomalous for d in shifted)
@@ -102,7 +107,7 @@ def test_without_a_cap_a_protected_threshold_locks_on_to_a_level_shift():
 
 
 def test_grace_period_suppresses_decisions_and_says_so():
-    th = AdaptiveThreshold(ThresholdConfig(grace=50))
+    th = AdaptiveThreshold(bare(grace=50))
     decisions = [th.update(x) for x in normal(50)] + [th.update(100.0)]
     assert all(d.warming_up and not d.anomalous for d in decisions[:50])
     assert decisions[50].anomalous
@@ -110,7 +115,7 @@ def test_grace_period_suppresses_decisions_and_says_so():
 
 
 def test_recalibrate_resets_the_scale_and_restarts_the_grace_period():
-    th = AdaptiveThreshold(ThresholdConfig(history=2000, grace=20))
+    th = AdaptiveThreshold(bare(history=2000, grace=20))
     for x in normal(3000):
         th.update(x)
     new_scale = [100.0 + 10.0 * x for x in normal(2000, seed=3)]
@@ -121,7 +126,7 @@ def test_recalibrate_resets_the_scale_and_restarts_the_grace_period():
 
 
 def test_recalibrate_with_no_scores_empties_the_baseline():
-    th = AdaptiveThreshold(ThresholdConfig(grace=0))
+    th = AdaptiveThreshold(bare(grace=0))
     for x in normal(100):
         th.update(x)
     th.recalibrate([])
@@ -131,7 +136,7 @@ def test_recalibrate_with_no_scores_empties_the_baseline():
 @pytest.mark.parametrize("mode", ["spot", "dspot"])
 def test_spot_flags_extremes_of_a_heavy_tailed_stream_at_roughly_the_requested_risk(mode):
     risk = 1e-3
-    th = AdaptiveThreshold(ThresholdConfig(mode=mode, q=1 - risk, history=5000, grace=0))
+    th = AdaptiveThreshold(bare(mode=mode, q=1 - risk, history=5000, grace=0))
     heavy = np.random.default_rng(4).standard_t(df=3, size=60_000)
     if mode == "dspot":
         heavy = heavy + np.linspace(0.0, 20.0, heavy.size)  # a slow drift DSPOT must follow
@@ -151,7 +156,7 @@ def test_gpd_fit_recovers_a_known_tail():
 
 
 def test_bank_keeps_every_assets_threshold_independent():
-    bank = ThresholdBank(ThresholdConfig(history=500, grace=0))
+    bank = ThresholdBank(bare(history=500, grace=0))
     bank.recalibrate({"small": normal(500), "large": [100 * x for x in normal(500, seed=1)]})
     small_before = bank.get("small")
     burst = bank.update_many(["large"] * 50, [1e4] * 50)
@@ -205,9 +210,37 @@ def test_config_round_trips_through_a_dict():
 
 
 def test_labels_say_how_the_threshold_was_set():
-    assert AdaptiveThreshold().label == "p99.5"
-    assert AdaptiveThreshold(ThresholdConfig(q=0.99)).label == "p99"
-    assert ThresholdBank(ThresholdConfig(mode="spot")).label == "SPOT q=5e-3"
+    assert AdaptiveThreshold().label == "p99.5 + 0.5×spread"
+    assert AdaptiveThreshold(bare(q=0.99)).label == "p99"
+    assert ThresholdBank(bare(mode="spot")).label == "SPOT q=5e-3"
+
+
+def test_the_margin_lifts_the_threshold_by_its_share_of_the_spread_above_the_median():
+    # 2049 scores: the median is refreshed every 64 learned scores, the last time at 2049
+    scores = normal(2049, seed=4)
+    plain = AdaptiveThreshold(bare(history=2000, grace=0, protect=False))
+    lifted = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0, protect=False, margin=0.5))
+    for x in scores:
+        plain.update(x)
+        lifted.update(x)
+    median = float(np.median(scores[-2000:]))
+    assert lifted.get() == pytest.approx(plain.get() + 0.5 * (plain.get() - median), abs=1e-12)
+
+
+def test_the_margin_stops_alarms_on_the_normal_tail_of_a_correlated_stream():
+    stream = correlated(60_000, seed=5)
+    plain = AdaptiveThreshold(bare(history=2000, grace=200))
+    lifted = AdaptiveThreshold(ThresholdConfig(history=2000, grace=200, margin=0.5))
+    plain_alarms = sum(plain.update(x).anomalous for x in stream)
+    lifted_alarms = sum(lifted.update(x).anomalous for x in stream)
+    assert lifted_alarms < plain_alarms / 4
+
+
+def test_the_margin_still_flags_a_fault_well_above_the_normal_range():
+    th = AdaptiveThreshold(ThresholdConfig(history=2000, grace=0))
+    for x in normal(3000, seed=6):
+        th.update(x)
+    assert th.update(P995 + 2.0).anomalous
 
 
 def test_restore_refuses_an_unknown_snapshot_version():

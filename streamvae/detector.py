@@ -1,0 +1,892 @@
+"""The Detector: every stage of the core composed — readings in, alerts out.
+
+``Detector.process(readings) → list[AlertEvent]`` is the whole data flow of DESIGN §1 without
+Kafka: the event-time windower, per-asset scaling, batched VAE scoring across assets, the
+per-asset adaptive threshold and the alert lifecycle. It is a deterministic function of its
+input sequence and config (how the input is cut into ``process`` calls does not matter), so
+a test drives it with a list and the service drives it with Kafka batches, through the same
+code, and a replay after a crash reproduces the same alerts with the same ids.
+
+One Detector is one *model group*: assets that share a channel set (one
+:class:`~streamvae.windowing.WindowConfig`) and one model. A plant with pumps and
+compressors runs one Detector per kind.
+
+What happens before there is a model (the warm-up):
+
+1. Every window updates its asset's running channel statistics (the future scaler), and
+   every ``train_stride``-th window of an asset is copied into a bounded training buffer
+   (when it reaches ``max_train_windows`` every other window is dropped, so the buffer keeps
+   covering the whole warm-up span). Nothing is scored; nothing alerts.
+2. The first model is trained once the buffer holds ``warmup_windows`` windows of assets
+   that have been seen for at least ``asset_warmup_windows`` windows, spanning at least
+   ``warmup_span_s`` of event time. Those assets' scalers are frozen (one per asset, fitted
+   on all of its warm-up windows), the model is fitted on the buffered windows (training is
+   synchronous: that one ``process`` call takes as long as :func:`~streamvae.fit` does), and
+   each asset's threshold is calibrated on the scores of its own windows in the held-out
+   chronological validation split. Then the threshold's grace period runs (``grace``
+   windows learned, not judged). Scoring starts with the next window.
+3. An asset first seen later (or not yet seen long enough) keeps collecting statistics for
+   ``asset_warmup_windows`` windows, unscored; then its scaler is frozen and it is scored,
+   starting with the grace period of a fresh threshold.
+
+So an asset alerts at the earliest after ``asset_warmup_windows + grace`` of its own windows
+once the first model exists. A fault present during the warm-up is learned as normal: warm
+up on a period you believe healthy.
+
+Scalers are frozen with the model version: a model is only meaningful with the scalers it
+was trained with, so :meth:`Detector.swap_model` takes the new model's scalers along
+(retraining refits them) and :meth:`Detector.export_model` writes them into the artefact.
+
+Cost per window after warm-up: the windower, one row of a batched scoring call (batches of
+``max_batch`` windows across assets), one threshold update; an ``AlertEvent`` and the
+per-channel contributions are built only for windows the alert lifecycle must see.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from streamvae.alerting import AlertConfig, Alerter
+from streamvae.artefact import Artefact, dumps_artefact, loads_artefact
+from streamvae.config import (
+    ScoringConfig,
+    TrainConfig,
+    VAEConfig,
+    _DictMixin,
+    _finite_float,
+    _positive_int,
+    _require,
+)
+from streamvae.errors import ConfigError, InputError
+from streamvae.model.scorer import ScoreBatch, Scorer
+from streamvae.model.vae import RecurrentVAE
+from streamvae.scaling import StandardScaler
+from streamvae.threshold import ThresholdBank, ThresholdConfig
+from streamvae.training.trainer import FitReport, ProgressCallback, fit
+from streamvae.types import AlertEvent, Reading, ScoredWindow, Window
+from streamvae.windowing import WindowConfig, Windower
+
+__all__ = ["Detector", "DetectorConfig", "DetectorStats", "ProcessResult"]
+
+FloatArray = npt.NDArray[np.float64]
+SNAPSHOT_FORMAT = 2
+SCALER_KINDS = ("per_asset", "group")
+Scaling = Literal["asset", "group"]
+_MIN_SCALE = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig(_DictMixin):
+    """Everything a Detector needs, stage by stage, plus the warm-up policy.
+
+    ``model`` defaults to the default :class:`VAEConfig` for the window's channels and
+    length. ``train_stride`` keeps every n-th window of an asset for training (3 is co-prime
+    with most short periodicities, see ``docs/performance.md``). ``recent_per_asset`` normal
+    windows per asset, one every ``recent_every``, are kept to recalibrate thresholds when a
+    model is swapped. ``min_scale_fraction`` floors each channel's scale at that fraction of
+    its mean magnitude (at least of 1), so a channel that barely moved during the warm-up
+    does not turn tiny later changes into huge standardised values. ``max_batch`` caps the
+    windows of one scoring call (memory stays bounded whatever the input batch).
+
+    Example:
+        >>> cfg = DetectorConfig(window=WindowConfig(channels=("temp", "vib"), window=16))
+        >>> cfg.vae().window, cfg.vae().channels
+        (16, ('temp', 'vib'))
+    """
+
+    window: WindowConfig
+    model: VAEConfig | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    alert: AlertConfig = field(default_factory=AlertConfig)
+    warmup_windows: int = 2000
+    warmup_span_s: float = 0.0
+    max_train_windows: int = 4000
+    train_stride: int = 3
+    asset_warmup_windows: int = 64
+    recent_per_asset: int = 32
+    recent_every: int = 8
+    min_scale_fraction: float = 1e-3
+    max_batch: int = 1024
+    scaling: Scaling = "group"
+
+    def __post_init__(self) -> None:
+        owner = "DetectorConfig"
+        for name, cls in (
+            ("window", WindowConfig),
+            ("train", TrainConfig),
+            ("scoring", ScoringConfig),
+            ("threshold", ThresholdConfig),
+            ("alert", AlertConfig),
+        ):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, cls),
+                owner,
+                name,
+                f"must be a {cls.__name__}, got {type(value).__name__}",
+            )
+        if self.model is not None:
+            _require(isinstance(self.model, VAEConfig), owner, "model", "must be a VAEConfig")
+            _require(
+                self.model.channels == self.window.channels
+                and self.model.window == self.window.window,
+                owner,
+                "model",
+                f"channels and window must match the window config ({list(self.window.channels)}"
+                f", {self.window.window}), got ({list(self.model.channels)}, "
+                f"{self.model.window}); leave model unset to derive it",
+            )
+        _positive_int(owner, "warmup_windows", self.warmup_windows, 8)
+        _finite_float(owner, "warmup_span_s", self.warmup_span_s, low=0.0)
+        _positive_int(owner, "max_train_windows", self.max_train_windows, 16)
+        _require(
+            self.max_train_windows >= self.warmup_windows,
+            owner,
+            "max_train_windows",
+            f"must be >= warmup_windows ({self.warmup_windows}), got {self.max_train_windows}",
+        )
+        _positive_int(owner, "train_stride", self.train_stride)
+        _positive_int(owner, "asset_warmup_windows", self.asset_warmup_windows, 1)
+        _positive_int(owner, "recent_per_asset", self.recent_per_asset)
+        _positive_int(owner, "recent_every", self.recent_every)
+        _finite_float(owner, "min_scale_fraction", self.min_scale_fraction, low=0.0)
+        _positive_int(owner, "max_batch", self.max_batch)
+        _require(
+            self.scaling in ("asset", "group"),
+            owner,
+            "scaling",
+            f"must be 'asset' or 'group', got {self.scaling!r}",
+        )
+
+    def vae(self) -> VAEConfig:
+        """The model config: ``model`` if set, else the default for the window."""
+        return self.model or VAEConfig(channels=self.window.channels, window=self.window.window)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DetectorConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"DetectorConfig: expected a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"DetectorConfig: unknown field(s) {unknown}; known fields are {sorted(known)}"
+            )
+        nested: dict[str, type[_DictMixin]] = {
+            "window": WindowConfig,
+            "model": VAEConfig,
+            "train": TrainConfig,
+            "scoring": ScoringConfig,
+            "threshold": ThresholdConfig,
+            "alert": AlertConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name in nested and isinstance(value, Mapping):
+                kwargs[name] = nested[name].from_dict(value)
+            else:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+
+@dataclass(slots=True)
+class DetectorStats:
+    """Counters since the detector started (restored with its state), for metrics.
+
+    ``windows`` = ``windows_warmup`` + ``windows_scored`` + ``windows_non_finite``: every
+    window is either collected for a warm-up, scored, or dropped because scaling made it
+    non-finite (a value beyond float32 after standardising).
+
+    Example:
+        >>> DetectorStats().windows_scored
+        0
+    """
+
+    readings: int = 0
+    windows: int = 0
+    windows_scored: int = 0
+    windows_anomalous: int = 0
+    windows_warmup: int = 0
+    windows_non_finite: int = 0
+    models_trained: int = 0
+    model_swaps: int = 0
+    alerts_firing: int = 0
+    alerts_resolved: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """What one :meth:`Detector.process_detailed` call produced: the alerts and every scored
+    window (threshold decision, score, contributions), in order.
+
+    Example:
+        >>> ProcessResult([], []).alerts
+        []
+    """
+
+    alerts: list[AlertEvent]
+    scored: list[ScoredWindow]
+
+
+class _Moments:
+    """Running per-channel mean and variance of an asset's warm-up windows (shifted sums,
+    exact enough in float64 for any sensor range)."""
+
+    __slots__ = ("count", "shift", "sq", "sum", "windows")
+
+    def __init__(self, first: FloatArray) -> None:
+        self.shift = first.mean(axis=0)  # (C,)
+        self.sum = np.zeros_like(self.shift)
+        self.sq = np.zeros_like(self.shift)
+        self.count = 0
+        self.windows = 0
+
+    def add(self, values: FloatArray) -> None:
+        d = values - self.shift  # (W, C)
+        self.sum += d.sum(axis=0)
+        self.sq += np.einsum("tc,tc->c", d, d)
+        self.count += values.shape[0]
+        self.windows += 1
+
+    def scaler(self, min_scale_fraction: float) -> tuple[FloatArray, FloatArray]:
+        mean_d = self.sum / self.count
+        var = np.maximum(self.sq / self.count - mean_d * mean_d, 0.0)
+        mean = self.shift + mean_d
+        floor = np.maximum(min_scale_fraction * np.maximum(np.abs(mean), 1.0), _MIN_SCALE)
+        return mean, np.maximum(np.sqrt(var), floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shift": _b64(self.shift),
+            "sum": _b64(self.sum),
+            "sq": _b64(self.sq),
+            "count": self.count,
+            "windows": self.windows,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> _Moments:
+        m = cls.__new__(cls)
+        m.shift = _unb64(d["shift"])
+        m.sum = _unb64(d["sum"])
+        m.sq = _unb64(d["sq"])
+        m.count = int(d["count"])
+        m.windows = int(d["windows"])
+        return m
+
+
+def _b64(arr: npt.NDArray[Any], dtype: type[np.floating[Any]] = np.float64) -> dict[str, Any]:
+    a = np.ascontiguousarray(arr, dtype=dtype)
+    return {
+        "dtype": np.dtype(dtype).name,
+        "shape": list(a.shape),
+        "data": base64.b64encode(a.astype(a.dtype.newbyteorder("<")).tobytes()).decode(),
+    }
+
+
+def _unb64(obj: Mapping[str, Any]) -> FloatArray:
+    dtype = np.dtype(obj.get("dtype", "float64")).newbyteorder("<")
+    raw = base64.b64decode(obj["data"])
+    out: FloatArray = np.frombuffer(raw, dtype=dtype).reshape(obj["shape"]).astype(dtype.name)
+    return out
+
+
+class Detector:
+    """Readings in, alerts out: windowing, scaling, scoring, threshold, alert lifecycle.
+
+    Example:
+        >>> from streamvae.windowing import WindowConfig
+        >>> cfg = DetectorConfig(window=WindowConfig(channels=("temp",), window=8),
+        ...                      warmup_windows=16, asset_warmup_windows=8, train_stride=1,
+        ...                      train=TrainConfig(epochs=1))
+        >>> detector = Detector(cfg)
+        >>> readings = [Reading("pump-1", float(t), {"temp": 20.0 + t % 5}) for t in range(40)]
+        >>> detector.process(readings)
+        []
+        >>> detector.model_version, detector.stats.windows_scored
+        ('v0001', 16)
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        model: RecurrentVAE | None = None,
+        *,
+        model_version: str = "v0001",
+        scalers: Mapping[str, StandardScaler] | StandardScaler | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        if not isinstance(config, DetectorConfig):
+            raise ConfigError(
+                f"Detector: expected a DetectorConfig, got {type(config).__name__}; build one "
+                "with DetectorConfig(window=WindowConfig(channels=(...)))"
+            )
+        self.config = config
+        self.windower = Windower(config.window)
+        self.thresholds = ThresholdBank(config.threshold)
+        self.alerter = Alerter(config.alert)
+        self.stats = DetectorStats()
+        self.model: RecurrentVAE | None = None
+        self.model_version = ""
+        self.last_fit: FitReport | None = None
+        self.progress = progress  # called with each epoch's report while a model trains
+        self._scorer: Scorer | None = None
+        C = config.window.n_channels
+        # frozen scalers: row i of the matrices belongs to the asset with index i
+        self._index: dict[str, int] = {}
+        self._mean = np.zeros((16, C))
+        self._scale = np.ones((16, C))
+        # assets still warming up: running statistics (group mode: one for the group, and
+        # the group's scaler in row 0 once frozen)
+        self._moments: dict[str, _Moments] = {}
+        self._group = config.scaling == "group"
+        self._group_moments: _Moments | None = None
+        self._group_ready = False
+        # the first model's training buffer, in the order the windows became final
+        self._train_assets: list[str] = []
+        self._train_values: list[FloatArray] = []
+        self._train_start: list[float] = []
+        self._train_seen: dict[str, int] = {}
+        self._keep_every = config.train_stride
+        # recent normal windows, for recalibration on a model swap (float32 copies)
+        self._recent: dict[str, deque[npt.NDArray[np.float32]]] = {}
+        self._recent_count: dict[str, int] = {}
+        if model is not None:
+            self._check_model(model, "model")
+            self._install(model, model_version)
+        elif scalers:
+            raise ConfigError(
+                "Detector: scalers without a model cannot be used (a scaler is frozen with "
+                "the model it was trained for); pass the model too, or neither"
+            )
+        self._apply_scalers(scalers)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_artefact(cls, config: DetectorConfig, artefact: Artefact) -> Detector:
+        """A detector that starts with a trained model and the per-asset scalers saved with
+        it (:meth:`export_model`), skipping the warm-up for the assets it knows."""
+        version = str(artefact.metadata.get("model_version", "v0001"))
+        return cls(
+            config, artefact.model, model_version=version, scalers=_scalers_of(artefact.scaler)
+        )
+
+    def export_model(self, metadata: Mapping[str, Any] | None = None) -> tuple[bytes, str]:
+        """The current model as artefact bytes, with its per-asset scalers and version in the
+        manifest; returns ``(bytes, content hash)``. Raises before the first model exists."""
+        if self.model is None:
+            raise InputError("export_model: the detector has no model yet (still warming up)")
+        meta = {"model_version": self.model_version, **(metadata or {})}
+        return dumps_artefact(
+            self.model, train_config=self.config.train, scaler=self.scalers_state(), metadata=meta
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def process(self, readings: Iterable[Reading]) -> list[AlertEvent]:
+        """Feed readings (any order within the windower's allowed lateness); get the alerts
+        they caused, in order."""
+        return self._run(self.windower.push_many(self._count(readings)), detailed=False).alerts
+
+    def process_detailed(self, readings: Iterable[Reading]) -> ProcessResult:
+        """Like :meth:`process`, also returning every scored window (for reports, metrics,
+        evaluation). Slower: every window gets a :class:`ScoredWindow`."""
+        return self._run(self.windower.push_many(self._count(readings)), detailed=True)
+
+    def flush(self, detailed: bool = False) -> ProcessResult:
+        """Finalise every pending bucket (the end of a finite stream or a replay) and process
+        the windows that completes. Readings for those buckets arriving later are late."""
+        return self._run(self.windower.flush(), detailed=detailed)
+
+    def swap_model(
+        self,
+        model: RecurrentVAE,
+        version: str,
+        scalers: Mapping[str, StandardScaler] | StandardScaler | None = None,
+    ) -> None:
+        """Replace the model between batches. ``scalers`` (from the new model's training)
+        replace those of the assets they name; other assets keep theirs. Every scored asset's
+        threshold is recalibrated on its recent normal windows scored by the new model (a new
+        model has a new score scale) and runs its grace period again; open alerts stay open
+        through it."""
+        self._check_model(model, "swap_model")
+        _require(
+            isinstance(version, str) and bool(version),
+            "Detector",
+            "swap_model",
+            "version must be a non-empty string",
+        )
+        self._apply_scalers(scalers, check_only=True)
+        self._install(model, version)
+        self._apply_scalers(scalers)
+        self.stats.model_swaps += 1
+        scored = self.thresholds.assets
+        assets = [a for a in scored if self._recent.get(a) and self._has_scaler(a)]
+        calibration: dict[str, list[float]] = {a: [] for a in scored}
+        if assets:
+            rows = [(a, v) for a in assets for v in self._recent[a]]
+            batch = self._score([a for a, _ in rows], np.stack([v for _, v in rows]))
+            for (asset, _), s in zip(rows, batch.scores.tolist(), strict=True):
+                calibration[asset].append(s)
+        self.thresholds.recalibrate(calibration)
+
+    @property
+    def ready(self) -> bool:
+        """True once a model exists (the first warm-up is over)."""
+        return self.model is not None
+
+    def scaler(self, asset: str) -> StandardScaler | None:
+        """The frozen scaler the asset's windows are standardised with (the group's in group
+        mode), or None while there is none yet."""
+        if self._group:
+            return self._row_scaler(0) if self._group_ready else None
+        i = self._index.get(asset)
+        return None if i is None else self._row_scaler(i)
+
+    def scalers_state(self) -> dict[str, Any]:
+        """Every frozen scaler, JSON-safe: the artefact's scaler slot."""
+        state: dict[str, Any] = {
+            "kind": "group" if self._group else "per_asset",
+            "channels": list(self.config.window.channels),
+        }
+        if self._group:
+            state["group"] = self._row_scaler(0).to_state() if self._group_ready else None
+        else:
+            state["assets"] = {a: self._row_scaler(i).to_state() for a, i in self._index.items()}
+        return state
+
+    # ------------------------------------------------------------------ internals
+
+    def _count(self, readings: Iterable[Reading]) -> Iterable[Reading]:
+        if not isinstance(readings, list | tuple):
+            readings = list(readings)
+        self.stats.readings += len(readings)
+        return readings
+
+    def _check_model(self, model: RecurrentVAE, where: str) -> None:
+        if not isinstance(model, RecurrentVAE):
+            raise ConfigError(f"Detector.{where}: expected a RecurrentVAE, got {type(model)}")
+        cfg = self.config.window
+        if model.config.channels != cfg.channels or model.config.window != cfg.window:
+            raise ConfigError(
+                f"Detector.{where}: the model reads channels {list(model.config.channels)} over "
+                f"{model.config.window} steps, but the detector's windows have "
+                f"{list(cfg.channels)} over {cfg.window}; train a model for this window config"
+            )
+
+    def _install(self, model: RecurrentVAE, version: str) -> None:
+        model.eval()
+        self.model = model
+        self.model_version = version
+        self._scorer = Scorer(model, self.config.scoring)
+
+    def _row_scaler(self, i: int) -> StandardScaler:
+        return StandardScaler(
+            tuple(self._mean[i].tolist()), tuple(float(x) for x in self._scale[i].tolist())
+        )
+
+    def _has_scaler(self, asset: str) -> bool:
+        return self._group_ready if self._group else asset in self._index
+
+    def _apply_scalers(
+        self,
+        scalers: Mapping[str, StandardScaler] | StandardScaler | None,
+        check_only: bool = False,
+    ) -> None:
+        """Install given scalers: one StandardScaler for the group (group mode), or one per
+        asset name (asset mode)."""
+        if scalers is None:
+            return
+        if self._group:
+            if not isinstance(scalers, StandardScaler):
+                raise ConfigError(
+                    "Detector: with scaling='group' pass one StandardScaler for the whole "
+                    f"group, got {type(scalers).__name__}"
+                )
+            arrays = self._scaler_arrays("(group)", scalers)
+            if not check_only:
+                self._mean[0], self._scale[0] = arrays
+                self._group_ready = True
+                self._group_moments = None
+            return
+        if not isinstance(scalers, Mapping):
+            raise ConfigError(
+                "Detector: with scaling='asset' pass a mapping of asset name to StandardScaler, "
+                f"got {type(scalers).__name__}"
+            )
+        new = {a: self._scaler_arrays(a, sc) for a, sc in scalers.items()}
+        if not check_only:
+            for asset, (mean, scale) in new.items():
+                self._set_scaler(asset, mean, scale)
+                self._moments.pop(asset, None)
+
+    def _scaler_arrays(self, asset: str, scaler: StandardScaler) -> tuple[FloatArray, FloatArray]:
+        if (
+            not isinstance(scaler, StandardScaler)
+            or scaler.n_channels != self.config.window.n_channels
+        ):
+            raise ConfigError(
+                f"Detector: the scaler for asset {asset!r} must be a StandardScaler over "
+                f"{self.config.window.n_channels} channels"
+            )
+        return np.asarray(scaler.mean, dtype=np.float64), np.asarray(scaler.scale, dtype=np.float64)
+
+    def _set_scaler(self, asset: str, mean: FloatArray, scale: FloatArray) -> None:
+        i = self._index.get(asset)
+        if i is None:
+            i = len(self._index)
+            if i == self._mean.shape[0]:
+                grow = self._mean.shape[0]
+                C = self._mean.shape[1]
+                self._mean = np.concatenate([self._mean, np.zeros((grow, C))])
+                self._scale = np.concatenate([self._scale, np.ones((grow, C))])
+            self._index[asset] = i
+        self._mean[i] = mean
+        self._scale[i] = scale
+
+    def _freeze_scaler(self, asset: str) -> None:
+        moments = self._moments.pop(asset)
+        self._set_scaler(asset, *moments.scaler(self.config.min_scale_fraction))
+
+    def _scaled(self, assets: list[str], values: FloatArray) -> npt.NDArray[np.float32]:
+        """Raw windows (N, W, C) of the given assets → standardised float32."""
+        x: FloatArray
+        if self._group:
+            x = values - self._mean[0]  # (N, W, C)
+            x /= self._scale[0]
+        else:
+            idx = np.fromiter((self._index[a] for a in assets), dtype=np.intp, count=len(assets))
+            x = values - self._mean[idx][:, None, :]  # (N, W, C)
+            x /= self._scale[idx][:, None, :]
+        with np.errstate(over="ignore"):  # beyond float32 → inf: dropped and counted later
+            return x.astype(np.float32)
+
+    def _score(self, assets: list[str], values: FloatArray) -> ScoreBatch:
+        assert self._scorer is not None
+        return self._scorer.score_many(self._scaled(assets, values))
+
+    def _observe(self, window: Window) -> None:
+        """A window of an asset without a frozen scaler: learn its statistics (and the
+        group's)."""
+        if self._group:
+            g = self._group_moments
+            if g is None:
+                g = self._group_moments = _Moments(window.values)
+            g.add(window.values)
+        else:
+            m = self._moments.get(window.asset)
+            if m is None:
+                m = self._moments[window.asset] = _Moments(window.values)
+            m.add(window.values)
+        self.stats.windows_warmup += 1
+
+    def _buffer_for_training(self, window: Window) -> bool:
+        """Keep every ``keep_every``-th window of the asset; True when this one was kept."""
+        seen = self._train_seen.get(window.asset, 0)
+        self._train_seen[window.asset] = seen + 1
+        if seen % self._keep_every:
+            return False
+        self._train_assets.append(window.asset)
+        self._train_values.append(np.array(window.values))  # a copy: views pin the ring
+        self._train_start.append(window.start_ts)
+        return True
+
+    def _trainable(self) -> list[int]:
+        """Positions in the buffer of windows whose asset has warmed up long enough."""
+        if self._group:
+            return list(range(len(self._train_assets)))
+        need = self.config.asset_warmup_windows
+        ok = {a for a, m in self._moments.items() if m.windows >= need}
+        return [i for i, a in enumerate(self._train_assets) if a in ok]
+
+    def _maybe_train(self, last_end: float) -> None:
+        cfg = self.config
+        n = len(self._train_values)
+        # cheap necessary conditions first: the full check walks the buffer
+        if n >= cfg.warmup_windows and last_end - self._train_start[0] >= cfg.warmup_span_s:
+            usable = self._trainable()
+            if len(usable) >= cfg.warmup_windows:
+                span = last_end - self._train_start[usable[0]]
+                if span >= cfg.warmup_span_s:
+                    self._train_first_model(usable)
+                    return
+        if n >= cfg.max_train_windows:
+            # Keep every other window: the buffer still spans the whole warm-up.
+            self._train_assets = self._train_assets[::2]
+            self._train_values = self._train_values[::2]
+            self._train_start = self._train_start[::2]
+            self._keep_every *= 2
+
+    def _train_first_model(self, usable: list[int]) -> None:
+        # A canonical order (event time, then asset): how the assets' windows interleaved on
+        # arrival must not change the model, and the validation split is the latest 20 %.
+        usable = sorted(usable, key=lambda i: (self._train_start[i], self._train_assets[i]))
+        assets = [self._train_assets[i] for i in usable]
+        if self._group:
+            assert self._group_moments is not None
+            mean, scale = self._group_moments.scaler(self.config.min_scale_fraction)
+            self._mean[0], self._scale[0] = mean, scale
+            self._group_ready = True
+            self._group_moments = None
+        else:
+            for asset in dict.fromkeys(assets):
+                self._freeze_scaler(asset)
+        values = np.stack([self._train_values[i] for i in usable])  # (N, W, C)
+        x = self._scaled(assets, values)
+        model = RecurrentVAE(self.config.vae())
+        self.last_fit = fit(model, x, self.config.train, progress=self.progress)
+        self.stats.models_trained += 1
+        self._install(model, f"v{self.stats.models_trained:04d}")
+        assert self._scorer is not None
+        n_val = self.last_fit.n_val
+        first = len(assets) - n_val if n_val else 0
+        scores = self._scorer.score_many(x[first:]).scores.tolist()
+        calibration: dict[str, list[float]] = {a: [] for a in dict.fromkeys(assets)}
+        for asset, s in zip(assets[first:], scores, strict=True):
+            calibration[asset].append(s)
+        self.thresholds.recalibrate(calibration)
+        self._train_assets, self._train_values, self._train_start = [], [], []
+        self._train_seen = {}
+
+    def _remember(self, asset: str, values: FloatArray) -> None:
+        count = self._recent_count.get(asset, 0)
+        self._recent_count[asset] = count + 1
+        if count % self.config.recent_every == 0:
+            ring = self._recent.get(asset)
+            if ring is None:
+                ring = self._recent[asset] = deque(maxlen=self.config.recent_per_asset)
+            ring.append(values.astype(np.float32))
+
+    def _run(self, windows: list[Window], detailed: bool) -> ProcessResult:
+        alerts: list[AlertEvent] = []
+        scored: list[ScoredWindow] = []
+        self.stats.windows += len(windows)
+        index = self._index
+        queue: list[Window] = []
+        max_batch = self.config.max_batch
+        need = self.config.asset_warmup_windows
+        group = self._group
+        for window in windows:
+            asset = window.asset
+            if asset in index or (group and self._group_ready):
+                queue.append(window)
+                if len(queue) >= max_batch:
+                    self._score_batch(queue, alerts, scored, detailed)
+                    queue = []
+                continue
+            self._observe(window)
+            if self.model is None:
+                self._buffer_for_training(window)
+                self._maybe_train(window.end_ts)
+            elif not group and self._moments[asset].windows >= need:
+                self._freeze_scaler(asset)
+        if queue:
+            self._score_batch(queue, alerts, scored, detailed)
+        return ProcessResult(alerts, scored)
+
+    def _score_batch(
+        self,
+        batch: list[Window],
+        alerts: list[AlertEvent],
+        scored: list[ScoredWindow],
+        detailed: bool,
+    ) -> None:
+        assert self._scorer is not None
+        assets = [w.asset for w in batch]
+        x = self._scaled(assets, np.stack([w.values for w in batch]))
+        finite = np.isfinite(x).all(axis=(1, 2))
+        if not finite.all():  # a value beyond float32 once standardised: drop, count
+            keep = np.flatnonzero(finite).tolist()
+            self.stats.windows_non_finite += len(batch) - len(keep)
+            batch = [batch[i] for i in keep]
+            assets = [assets[i] for i in keep]
+            x = x[finite]
+            if not batch:
+                return
+        result = self._scorer.score_many(x)
+        scores = result.scores.tolist()
+        decisions = self.thresholds.update_many(assets, scores)
+        self.stats.windows_scored += len(batch)
+        label = self.thresholds.label
+        version = self.model_version
+        alerter = self.alerter
+        watching = alerter.state
+        for k, window in enumerate(batch):
+            d = decisions[k]
+            if d.anomalous:
+                self.stats.windows_anomalous += 1
+            else:
+                self._remember(assets[k], window.values)
+            if not (detailed or d.anomalous or watching(assets[k]) is not None):
+                continue  # the lifecycle has nothing to do with a normal window of a quiet asset
+            sw = ScoredWindow(
+                window=window,
+                score=scores[k],
+                threshold=d.threshold,
+                anomalous=d.anomalous,
+                contributions=result.contributions_dict(k),
+                model_version=version,
+                threshold_label=label,
+                regime_change=d.regime_change,
+                warming_up=d.warming_up,
+            )
+            if detailed:
+                scored.append(sw)
+            for event in alerter.update(sw):
+                alerts.append(event)
+                if event.status == "firing":
+                    self.stats.alerts_firing += 1
+                else:
+                    self.stats.alerts_resolved += 1
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self, include_model: bool = True) -> dict[str, Any]:
+        """The whole state as a JSON-safe dict. With ``include_model=False`` the model is
+        named by version and content hash only (the service keeps models in a registry and
+        hands the model to :meth:`restore`); everything else is always included."""
+        model: dict[str, Any] | None = None
+        if self.model is not None:
+            data, digest = dumps_artefact(self.model)
+            model = {
+                "version": self.model_version,
+                "hash": digest,
+                "artefact": base64.b64encode(data).decode() if include_model else None,
+            }
+        n = len(self._index)
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "config": self.config.to_dict(),
+            "windower": self.windower.snapshot(),
+            "thresholds": self.thresholds.snapshot(),
+            "alerter": self.alerter.snapshot(),
+            "stats": self.stats.to_dict(),
+            "model": model,
+            "scalers": {
+                "assets": list(self._index),
+                "mean": _b64(self._mean[: max(n, 1)]),
+                "scale": _b64(self._scale[: max(n, 1)]),
+                "group_ready": self._group_ready,
+            },
+            "moments": {a: m.to_dict() for a, m in self._moments.items()},
+            "group_moments": None if self._group_moments is None else self._group_moments.to_dict(),
+            "train": {
+                "assets": list(self._train_assets),
+                "values": _b64(np.stack(self._train_values)) if self._train_values else None,
+                "start": list(self._train_start),
+                "seen": dict(self._train_seen),
+                "keep_every": self._keep_every,
+            },
+            "recent": {
+                a: _b64(np.stack(list(r)), np.float32) for a, r in self._recent.items() if r
+            },
+            "recent_count": dict(self._recent_count),
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        config: DetectorConfig,
+        state: Mapping[str, Any],
+        model: RecurrentVAE | None = None,
+    ) -> Detector:
+        """Rebuild a detector from :meth:`snapshot`; it continues exactly as the snapshotted
+        one would have. ``model`` is required when the snapshot was taken without it, and
+        must be the very model it names (same content hash)."""
+        if not isinstance(state, Mapping) or state.get("format") != SNAPSHOT_FORMAT:
+            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+            raise InputError(
+                f"Detector.restore: snapshot format {found!r} is not supported (expected "
+                f"{SNAPSHOT_FORMAT}); take it with Detector.snapshot() of this version"
+            )
+        try:
+            return cls._restore(config, state, model)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, InputError | ConfigError):
+                raise
+            raise InputError(
+                f"Detector.restore: the snapshot is malformed ({type(err).__name__}: {err}); "
+                "restore from an unmodified Detector.snapshot()"
+            ) from None
+
+    @classmethod
+    def _restore(
+        cls, config: DetectorConfig, state: Mapping[str, Any], model: RecurrentVAE | None
+    ) -> Detector:
+        det = cls(config)
+        det.windower = Windower.restore(config.window, state["windower"])
+        det.thresholds = ThresholdBank.restore(config.threshold, state["thresholds"])
+        det.alerter = Alerter.restore(config.alert, state["alerter"])
+        det.stats = DetectorStats(**state["stats"])
+        saved = state["model"]
+        if saved is not None:
+            if saved["artefact"] is not None:
+                art = loads_artefact(base64.b64decode(saved["artefact"]), "<detector snapshot>")
+                loaded = art.model
+            elif model is None:
+                raise InputError(
+                    f"Detector.restore: the snapshot was taken without its model (version "
+                    f"{saved['version']!r}, sha256 {saved['hash'][:12]}…); pass that model"
+                )
+            else:
+                det._check_model(model, "restore")
+                if dumps_artefact(model)[1] != saved["hash"]:
+                    raise InputError(
+                        f"Detector.restore: the model passed is not version "
+                        f"{saved['version']!r} of the snapshot (content hash differs)"
+                    )
+                loaded = model
+            det._install(loaded, str(saved["version"]))
+        scalers = state["scalers"]
+        means, scales = _unb64(scalers["mean"]), _unb64(scalers["scale"])
+        for i, asset in enumerate(scalers["assets"]):
+            det._set_scaler(str(asset), means[i], scales[i])
+        if scalers["group_ready"]:
+            det._mean[0], det._scale[0] = means[0], scales[0]
+            det._group_ready = True
+        gm = state["group_moments"]
+        det._group_moments = None if gm is None else _Moments.from_dict(gm)
+        det._moments = {str(a): _Moments.from_dict(m) for a, m in state["moments"].items()}
+        train = state["train"]
+        det._train_assets = [str(a) for a in train["assets"]]
+        det._train_values = list(_unb64(train["values"])) if train["values"] else []
+        det._train_start = [float(x) for x in train["start"]]
+        det._train_seen = {str(k): int(v) for k, v in train["seen"].items()}
+        det._keep_every = int(train["keep_every"])
+        det._recent = {
+            str(a): deque(list(_unb64(v).astype(np.float32)), maxlen=config.recent_per_asset)
+            for a, v in state["recent"].items()
+        }
+        det._recent_count = {str(k): int(v) for k, v in state["recent_count"].items()}
+        return det
+
+
+def _scalers_of(
+    state: Mapping[str, Any] | None,
+) -> dict[str, StandardScaler] | StandardScaler | None:
+    """Per-asset scalers from an artefact's scaler slot (written by export_model)."""
+    if state is None:
+        return None
+    kind = state.get("kind")
+    if kind not in SCALER_KINDS:
+        raise ConfigError(
+            f"the artefact's scaler slot is of kind {kind!r}, not one of {list(SCALER_KINDS)}: "
+            "it was not exported by a Detector; start without scalers (assets warm up)"
+        )
+    if kind == "group":
+        group = state.get("group")
+        return None if group is None else StandardScaler.from_state(group)
+    return {str(a): StandardScaler.from_state(s) for a, s in state["assets"].items()}
