@@ -89,7 +89,8 @@ class AlertConfig(_DictMixin):
     Detector's default windows: overlapping windows share all but ``stride`` steps, so one odd
     step makes ``W / stride`` windows exceed — a fault as short as one step still fires, while
     the normal tail's shorter excursions do not (``docs/detector.md`` has the measurements).
-    With other windows keep ``k ≈ m ≈ W / (2 · stride)``. ``critical_ratio`` splits the severities (see the module docstring).
+    With other windows keep ``k ≈ m ≈ W / (2 · stride)``. ``critical_ratio`` splits the
+    severities (see the module docstring).
     ``site`` goes into the dedup key ``streamvae:<site>:<asset>`` and the CloudEvents source
     ``<source_prefix>/<site>``, so it is restricted to letters, digits, ``.``, ``_``, ``-``.
 
