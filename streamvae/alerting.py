@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -332,6 +332,11 @@ class Alerter:
     def active(self) -> dict[str, AlertEvent]:
         """The firing event of every asset whose alert is open, by asset."""
         return {a: s.firing for a, s in self._states.items() if s.firing is not None}
+
+    def watched(self) -> KeysView[str]:
+        """A live view of the assets that are not quiet (pending exceedances, an open alert
+        or a cooldown): a normal window of any other asset needs no :meth:`update`."""
+        return self._states.keys()
 
     def state(self, asset: str) -> AssetAlertState | None:
         """An asset's lifecycle state; None when it is quiet (OK, nothing pending)."""

@@ -348,6 +348,7 @@ class Detector:
         self._index: dict[str, int] = {}
         self._mean = np.zeros((16, C))
         self._scale = np.ones((16, C))
+        self._sync32()
         # assets still warming up: running statistics (group mode: one for the group, and
         # the group's scaler in row 0 once frozen)
         self._moments: dict[str, _Moments] = {}
@@ -519,6 +520,7 @@ class Detector:
             arrays = self._scaler_arrays("(group)", scalers)
             if not check_only:
                 self._mean[0], self._scale[0] = arrays
+                self._sync32()
                 self._group_ready = True
                 self._group_moments = None
             return
@@ -556,25 +558,37 @@ class Detector:
             self._index[asset] = i
         self._mean[i] = mean
         self._scale[i] = scale
+        self._sync32()
+
+    def _sync32(self) -> None:
+        """float32 copies of the scaler matrices: what ``_scaled`` computes with."""
+        self._mean32 = self._mean.astype(np.float32)
+        self._scale32 = self._scale.astype(np.float32)
 
     def _freeze_scaler(self, asset: str) -> None:
         moments = self._moments.pop(asset)
         self._set_scaler(asset, *moments.scaler(self.config.min_scale_fraction))
 
-    def _scaled(self, assets: list[str], values: FloatArray) -> npt.NDArray[np.float32]:
-        """Raw windows (N, W, C) of the given assets → standardised float32."""
-        x: FloatArray
-        if self._group:
-            x = values - self._mean[0]  # (N, W, C)
-            x /= self._scale[0]
-        else:
-            idx = np.fromiter((self._index[a] for a in assets), dtype=np.intp, count=len(assets))
-            x = values - self._mean[idx][:, None, :]  # (N, W, C)
-            x /= self._scale[idx][:, None, :]
-        with np.errstate(over="ignore"):  # beyond float32 → inf: dropped and counted later
-            return x.astype(np.float32)
+    def _scaled(
+        self, assets: list[str], values: FloatArray | list[FloatArray]
+    ) -> npt.NDArray[np.float32]:
+        """Raw windows (N, W, C) of the given assets → standardised float32 (N, W, C).
 
-    def _score(self, assets: list[str], values: FloatArray) -> ScoreBatch:
+        Standardised in float32, straight into the array the model reads: one pass, no
+        float64 temporaries. A value beyond float32 becomes inf (dropped later, counted)."""
+        shape = (len(assets), self.config.window.window, self._mean.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = np.array(values, dtype=np.float32) if len(assets) else np.empty(shape, np.float32)
+            if self._group:
+                x -= self._mean32[0]
+                x /= self._scale32[0]
+            else:
+                idx = np.fromiter((self._index[a] for a in assets), np.intp, count=len(assets))
+                x -= self._mean32[idx][:, None, :]
+                x /= self._scale32[idx][:, None, :]
+        return x
+
+    def _score(self, assets: list[str], values: FloatArray | list[FloatArray]) -> ScoreBatch:
         assert self._scorer is not None
         return self._scorer.score_many(self._scaled(assets, values))
 
@@ -639,6 +653,7 @@ class Detector:
             assert self._group_moments is not None
             mean, scale = self._group_moments.scaler(self.config.min_scale_fraction)
             self._mean[0], self._scale[0] = mean, scale
+            self._sync32()
             self._group_ready = True
             self._group_moments = None
         else:
@@ -661,14 +676,12 @@ class Detector:
         self._train_assets, self._train_values, self._train_start = [], [], []
         self._train_seen = {}
 
-    def _remember(self, asset: str, values: FloatArray) -> None:
-        count = self._recent_count.get(asset, 0)
-        self._recent_count[asset] = count + 1
-        if count % self.config.recent_every == 0:
-            ring = self._recent.get(asset)
-            if ring is None:
-                ring = self._recent[asset] = deque(maxlen=self.config.recent_per_asset)
-            ring.append(values.astype(np.float32))
+    def _keep_recent(self, asset: str, values: FloatArray) -> None:
+        """Keep a float32 copy of a normal window (for recalibration on a model swap)."""
+        ring = self._recent.get(asset)
+        if ring is None:
+            ring = self._recent[asset] = deque(maxlen=self.config.recent_per_asset)
+        ring.append(values.astype(np.float32))
 
     def _run(self, windows: list[Window], detailed: bool) -> ProcessResult:
         alerts: list[AlertEvent] = []
@@ -679,6 +692,10 @@ class Detector:
         max_batch = self.config.max_batch
         need = self.config.asset_warmup_windows
         group = self._group
+        if group and self._group_ready:  # after the warm-up every window is scored
+            for start in range(0, len(windows), max_batch):
+                self._score_batch(windows[start : start + max_batch], alerts, scored, detailed)
+            return ProcessResult(alerts, scored)
         for window in windows:
             asset = window.asset
             if asset in index or (group and self._group_ready):
@@ -706,7 +723,7 @@ class Detector:
     ) -> None:
         assert self._scorer is not None
         assets = [w.asset for w in batch]
-        x = self._scaled(assets, np.stack([w.values for w in batch]))
+        x = self._scaled(assets, [w.values for w in batch])
         finite = np.isfinite(x).all(axis=(1, 2))
         if not finite.all():  # a value beyond float32 once standardised: drop, count
             keep = np.flatnonzero(finite).tolist()
@@ -716,22 +733,29 @@ class Detector:
             x = x[finite]
             if not batch:
                 return
-        result = self._scorer.score_many(x)
+        result = self._scorer.score_valid(x)
         scores = result.scores.tolist()
         decisions = self.thresholds.update_many(assets, scores)
         self.stats.windows_scored += len(batch)
         label = self.thresholds.label
         version = self.model_version
         alerter = self.alerter
-        watching = alerter.state
-        for k, window in enumerate(batch):
-            d = decisions[k]
+        watched = alerter.watched()  # a live view of the assets whose lifecycle is not quiet
+        counts = self._recent_count
+        every = self.config.recent_every
+        anomalous = 0
+        for k, d in enumerate(decisions):
+            asset = assets[k]
+            window = batch[k]
             if d.anomalous:
-                self.stats.windows_anomalous += 1
+                anomalous += 1
             else:
-                self._remember(assets[k], window.values)
-            if not (detailed or d.anomalous or watching(assets[k]) is not None):
-                continue  # the lifecycle has nothing to do with a normal window of a quiet asset
+                c = counts.get(asset, 0)
+                counts[asset] = c + 1
+                if c % every == 0:
+                    self._keep_recent(asset, window.values)
+                if not detailed and asset not in watched:
+                    continue  # a normal window of a quiet asset: nothing for the lifecycle
             sw = ScoredWindow(
                 window=window,
                 score=scores[k],
@@ -751,6 +775,7 @@ class Detector:
                     self.stats.alerts_firing += 1
                 else:
                     self.stats.alerts_resolved += 1
+        self.stats.windows_anomalous += anomalous
 
     # ------------------------------------------------------------------ state
 
@@ -856,6 +881,7 @@ class Detector:
             det._set_scaler(str(asset), means[i], scales[i])
         if scalers["group_ready"]:
             det._mean[0], det._scale[0] = means[0], scales[0]
+            det._sync32()
             det._group_ready = True
         gm = state["group_moments"]
         det._group_moments = None if gm is None else _Moments.from_dict(gm)

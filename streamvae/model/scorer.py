@@ -110,7 +110,15 @@ class Scorer:
 
     def score_many(self, windows: npt.ArrayLike) -> ScoreBatch:
         """Score a batch of windows shaped (N, T, C), already scaled like the training data."""
-        x = self._validate(windows)  # (N, T, C)
+        return self._score(self._validate(windows))
+
+    def score_valid(self, windows: npt.NDArray[np.float32]) -> ScoreBatch:
+        """:meth:`score_many` for callers that already hold a C-contiguous, finite float32
+        array of the right shape (the Detector checks every window itself, to drop the bad
+        ones rather than fail the batch): skips the second pass over the data."""
+        return self._score(torch.from_numpy(windows))
+
+    def _score(self, x: torch.Tensor) -> ScoreBatch:
         n = x.shape[0]
         cfg = self.model.config
         if n == 0:
