@@ -50,7 +50,11 @@ def plant_readings(n_assets: int, steps: int) -> tuple[list[list[Reading]], Stan
     )  # (A, T, C)
     by_step = [
         [
-            Reading(f"pump-{a:04d}", T0 + t * PERIOD, dict(zip(channels, values[a, t].tolist())))
+            Reading(
+                f"pump-{a:04d}",
+                T0 + t * PERIOD,
+                dict(zip(channels, values[a, t].tolist(), strict=True)),
+            )
             for a in range(n_assets)
         ]
         for t in range(steps)

@@ -21,8 +21,8 @@ Four parts, each printing its tables (figures in docs/threshold.md come from her
 
 Every variant is calibrated the same way: ``recalibrate()`` with the scores of the last 20 % of
 the training windows (the chronological validation split fit() holds out), then the grace
-period, then streaming. "hyst" applies an alert rule on top: firing after 3 consecutive
-anomalous windows, resolved after 5 normal ones (or on a regime change).
+period, then streaming. "hyst" applies the alert rule on top (AlertConfig's defaults): firing
+after 16 consecutive anomalous windows, resolved after 16 normal ones (or a regime change).
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from streamvae.threshold import (
 
 WINDOW = 32
 TRAIN_STEPS, TRAIN_STRIDE = 5760, 3
-HYST_START, HYST_END = 3, 5
-DEFAULT_NAME = "episode + cap 600 (default)"
+HYST_START, HYST_END = 16, 16  # AlertConfig's defaults: half a window at stride 1
+DEFAULT_NAME = "episode + cap 600, margin 0.5 (default)"
 SKAB_TRAIN_ROWS = 400
 SKAB_FILES = [f"valve1/{i}.csv" for i in range(16)] + [f"valve2/{i}.csv" for i in range(4)]
 SKAB_FILES += [f"other/{i}.csv" for i in range(1, 15)]
@@ -137,21 +137,30 @@ Factory = Callable[[], "AdaptiveThreshold | SlowTrack | RobustTail"]
 
 def variants() -> dict[str, Factory]:
     d = ThresholdConfig()
-    strict = ThresholdConfig(protect_after=1, max_alarm_windows=0)
+
+    def bare(**kw: object) -> ThresholdConfig:  # the bare percentile: no margin
+        return ThresholdConfig(**{"margin": 0.0, **kw})  # type: ignore[arg-type]
+
+    strict = bare(protect_after=1, max_alarm_windows=0)
     return {
-        "unprotected": lambda: AdaptiveThreshold(ThresholdConfig(protect=False)),
+        "unprotected (margin 0)": lambda: AdaptiveThreshold(bare(protect=False)),
         "strict (every exceedance protected)": lambda: AdaptiveThreshold(strict),
-        "strict + cap 600": lambda: AdaptiveThreshold(ThresholdConfig(protect_after=1)),
+        "strict + cap 600": lambda: AdaptiveThreshold(bare(protect_after=1)),
         "strict + slow unprotected track": lambda: SlowTrack(strict, slow=10 * d.history),
         "strict + robust tail (Q50/Q75)": lambda: RobustTail(strict),
-        "episode rule, no cap": lambda: AdaptiveThreshold(ThresholdConfig(max_alarm_windows=0)),
+        "episode rule, no cap (margin 0)": lambda: AdaptiveThreshold(bare(max_alarm_windows=0)),
+        "episode + cap 600 (margin 0)": lambda: AdaptiveThreshold(bare()),
+        "episode + cap 600, margin 0.25": lambda: AdaptiveThreshold(ThresholdConfig(margin=0.25)),
         DEFAULT_NAME: lambda: AdaptiveThreshold(d),
+        "default, margin 1.0": lambda: AdaptiveThreshold(ThresholdConfig(margin=1.0)),
         "default, cap 200": lambda: AdaptiveThreshold(ThresholdConfig(max_alarm_windows=200)),
         "default, cap 1200": lambda: AdaptiveThreshold(ThresholdConfig(max_alarm_windows=1200)),
         "default, grace 0": lambda: AdaptiveThreshold(ThresholdConfig(grace=0)),
         "default, q 0.999": lambda: AdaptiveThreshold(ThresholdConfig(q=0.999)),
-        "SPOT (episode + cap)": lambda: AdaptiveThreshold(ThresholdConfig(mode="spot")),
-        "DSPOT (episode + cap)": lambda: AdaptiveThreshold(ThresholdConfig(mode="dspot")),
+        "SPOT (margin 0)": lambda: AdaptiveThreshold(bare(mode="spot")),
+        "SPOT, margin 0.5": lambda: AdaptiveThreshold(ThresholdConfig(mode="spot")),
+        "DSPOT (margin 0)": lambda: AdaptiveThreshold(bare(mode="dspot")),
+        "DSPOT, margin 0.5": lambda: AdaptiveThreshold(ThresholdConfig(mode="dspot")),
     }
 
 

@@ -4,7 +4,7 @@ It lives at the edge (``consumers/``) because it does what the pure core must no
 files, prints, and looks at the wall clock for progress and provenance.
 
 Subcommands:
-    quickstart   simulate a plant, train, save, reload, score faults, print what was found
+    quickstart   stream a simulated fleet through the Detector, print live alerts
     train        train a model on a CSV file or the synthetic plant and save an artefact
     score        score a CSV file with a saved artefact
     inspect      show what an artefact contains (and verify its hash)
@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 import streamvae as sv
-from streamvae.testing import FAULT_KINDS, Fault, SyntheticPlant
+from streamvae.testing import Fault, SyntheticPlant, interleave, series_readings
 from streamvae.training import EpochReport
 from streamvae.windowing import window_starts
 
@@ -271,122 +271,151 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+QUICKSTART_FAULTS: tuple[tuple[str, str, str, int], ...] = (
+    # asset, kind, channel, step after the warm-up at which it starts
+    ("pump-1", "spike", "vibration", 300),
+    ("pump-2", "level_shift", "pressure", 500),
+    ("pump-3", "stuck", "temperature", 700),
+    ("pump-4", "noise_burst", "current", 900),
+    ("pump-5", "frequency_change", "vibration", 1100),
+)
+
+
+def _event_line(e: sv.AlertEvent) -> str:
+    when = sv.types.format_event_time(e.ends_at if e.ends_at is not None else e.starts_at)
+    top = ", ".join(f"{c} {share:.0%}" for c, share in list(e.contributions.items())[:2])
+    if e.status == "firing":
+        return (
+            f"  {when}  FIRING   {e.asset:<7} {e.severity:<8} score {e.score:7.2f} > "
+            f"{e.threshold:.2f} nats  top: {top}"
+        )
+    seconds = (e.ends_at or e.starts_at) - e.starts_at
+    return (
+        f"  {when}  RESOLVED {e.asset:<7} after {seconds / 60:5.0f} min ({e.reason}); "
+        f"peak {e.score:.2f} nats"
+    )
+
+
 def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
-    """The most complete end-to-end path until the streaming demo exists."""
+    """The whole core end to end, list in → list out: a simulated fleet streams through the
+    Detector (warm-up, first training, scoring, thresholds, alert lifecycle), alerts are
+    printed as they fire, and the model is exported, reloaded and checked."""
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    window, train_steps, stride = 32, 5760, 3
-    plant = SyntheticPlant(seed=args.seed)
-    days = train_steps * MINUTES_PER_STEP / 1440
+    period, warmup_steps, test_steps = 300.0, 5760, args.days * 288
+    t0 = 1_699_999_800.0
+    faults = {
+        asset: Fault(kind, channel, warmup_steps + at, 1 if kind == "spike" else 192)  # type: ignore[arg-type]
+        for asset, kind, channel, at in QUICKSTART_FAULTS
+        if warmup_steps + at + 192 < warmup_steps + test_steps
+    }
+    assets = [a for a, *_ in QUICKSTART_FAULTS] + ["pump-6"]
+    streams = []
+    for i, asset in enumerate(assets):
+        fault = faults.get(asset)
+        series = SyntheticPlant(seed=args.seed + i).generate(
+            warmup_steps + test_steps, [fault] if fault else []
+        )
+        streams.append(series_readings(series, asset, t0, period))
+    readings = interleave(*streams)
+    channels = SyntheticPlant().channels
     out.write(
-        f"[1/5] Simulating a pump: {train_steps} readings ({days:.0f} days at "
-        f"{MINUTES_PER_STEP}-minute steps), {len(plant.channels)} coupled channels\n"
+        f"[1/4] Simulating {len(assets)} pumps × {len(channels)} coupled channels at 5-minute "
+        f"steps: 20 days of normal operation, then {args.days} days with {len(faults)} injected "
+        f"faults ({len(readings):,} readings; pump-6 stays healthy)\n"
     )
-    train = plant.generate(train_steps)
-    scaler = sv.StandardScaler.fit(train.values)
-    windows = sv.sliding_windows(scaler.transform(train.values), window, stride)
-
-    out.write(f"[2/5] Training the recurrent VAE on {len(windows)} normal windows\n")
-    model = sv.RecurrentVAE(sv.VAEConfig(channels=plant.channels, window=window, seed=args.seed))
+    config = sv.DetectorConfig(
+        window=sv.WindowConfig(channels=channels, period_s=period, window=32, max_gap_s=900),
+        train=sv.TrainConfig(epochs=args.epochs, seed=args.seed),
+        alert=sv.AlertConfig(site="quickstart"),
+        warmup_span_s=(warmup_steps - 1) * period,
+    )
     printer = EpochPrinter(out)
+    detector = sv.Detector(config, progress=printer)
+    out.write(
+        "[2/4] Streaming through the Detector in batches of 2,000 readings; the first model "
+        "trains once 20 days are covered\n"
+    )
+    alerts: list[sv.AlertEvent] = []
+    trained_note = False
     started = time.monotonic()
-    report = sv.fit(model, windows, sv.TrainConfig(epochs=args.epochs, seed=args.seed), printer)
-    train_seconds = time.monotonic() - started
-
-    # Threshold: p99.5 of scores on a clean calibration day the model never saw.
-    calib = plant.generate(288, start_step=train_steps)
-    calib_scores = sv.Scorer(model).score_many(
-        sv.sliding_windows(scaler.transform(calib.values), window, 1)
-    )
-    threshold = float(np.quantile(calib_scores.scores, 0.995))
-    path = workdir / "model.safetensors"
-    digest = sv.save_artefact(
-        path,
-        model,
-        train_config=sv.TrainConfig(epochs=args.epochs, seed=args.seed),
-        scaler=scaler.to_state(),
-        threshold={"kind": "static_quantile", "q": 0.995, "value": threshold},
-        metadata={"created_at": utc_now(), "fit": report.to_dict(), "source": "synthetic"},
-    )
-    out.write(
-        f"[3/5] Saved {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest[:12]}...) "
-        f"after {train_seconds:.1f} s; threshold {threshold:.3f} nats (p99.5 of a clean day)\n"
-    )
-
-    art = sv.load_artefact(path)
-    test_start = train_steps + 288
-    faults: list[Fault] = []
-    position = test_start + 120
-    fault_channels = {"frequency_change": "vibration"}
-    rotation = iter(["flow", "pressure", "temperature", "current", "vibration"])
-    for kind in FAULT_KINDS:
-        channel = fault_channels.get(kind) or next(rotation)
-        length = 1 if kind == "spike" else 96
-        faults.append(Fault(kind, channel, position, length))
-        position += length + 150
-    test = plant.generate(position - test_start + 60, faults, start_step=test_start)
-    test_windows = sv.sliding_windows(
-        sv.StandardScaler.from_state(art.scaler or {}).transform(test.values), window, 1
-    )
-    scorer = sv.Scorer(art.model)
-    started = time.monotonic()
-    batch = scorer.score_many(test_windows)
-    score_ms = (time.monotonic() - started) * 1000
-    same = np.array_equal(batch.scores, sv.Scorer(model).score_many(test_windows).scores)
-    out.write(
-        f"[4/5] Reloaded the artefact (hash verified; scores identical to the trained model: "
-        f"{'yes' if same else 'NO'}) and scored {len(batch)} windows of a faulted test series "
-        f"in {score_ms:.0f} ms\n"
-    )
-
-    starts = window_starts(len(test.values), window, 1)
-    ends = starts + window - 1
-    above = batch.scores > threshold
-    out.write(
-        "[5/5] Faults and what the model saw (a window is flagged when its score > threshold)\n"
-    )
-    header = f"  {'fault':<17}{'channel':<13}{'detected':<10}{'delay':>9}  {'top channel':<13}"
-    out.write(header + "peak score\n")
-    detected = 0
-    for fault in faults:
-        lo, hi = fault.start - test_start, fault.end - test_start
-        inside = (ends >= lo) & (starts < hi)
-        hits = np.flatnonzero(inside & above)
-        if hits.size:
-            detected += 1
-            delay = max(0, int(ends[hits[0]]) - lo) * MINUTES_PER_STEP
-            top = batch.channels[int(np.argmax(batch.contributions[hits].mean(axis=0)))]
-            peak = float(batch.scores[inside].max())
+    for start in range(0, len(readings), 2000):
+        for event in detector.process(readings[start : start + 2000]):
+            alerts.append(event)
+            out.write(_event_line(event) + "\n")
+        if detector.ready and not trained_note:
+            trained_note = True
+            printer.finish()
+            fit = detector.last_fit
             out.write(
-                f"  {fault.kind:<17}{fault.channel:<13}{'yes':<10}{delay:>6} min  {top:<13}"
-                f"{peak:.2f} nats\n"
+                f"  model {detector.model_version} trained on "
+                f"{fit.n_train if fit else 0} windows; scoring from now on "
+                f"(each pump's first {config.threshold.grace} windows calibrate its "
+                f"threshold)\n[3/4] Live alerts (event time, from the readings)\n"
+            )
+    elapsed = time.monotonic() - started
+    out.write(
+        f"  {len(readings):,} readings in {elapsed:.1f} s ({len(readings) / elapsed:,.0f} "
+        f"readings/s, first training included); {detector.stats.windows_scored:,} windows "
+        f"scored\n"
+    )
+
+    data, digest = detector.export_model(metadata={"created_at": utc_now(), "source": "quickstart"})
+    path = workdir / "model.safetensors"
+    path.write_bytes(data)
+    clone = sv.Detector.from_artefact(config, sv.load_artefact(path))
+    newcomer = series_readings(
+        SyntheticPlant(seed=args.seed + 99).generate(120),
+        "pump-new",
+        t0 + (warmup_steps + test_steps) * period,
+        period,
+    )
+    same = [w.score for w in clone.process_detailed(newcomer).scored] == [
+        w.score for w in detector.process_detailed(newcomer).scored
+    ]
+    out.write(
+        f"[4/4] Exported the model and reloaded it: a new pump scores identically with the "
+        f"reloaded model: {'yes' if same else 'NO'}\n  Injected faults and the alerts they raised\n"
+    )
+    header = f"  {'asset':<8}{'fault':<18}{'channel':<13}{'alert':<7}{'delay':>9}  top channel\n"
+    out.write(header)
+    found = 0
+    for asset, fault in faults.items():
+        begin, end = t0 + fault.start * period, t0 + (fault.end + 32) * period
+        hits = [
+            e
+            for e in alerts
+            if e.asset == asset and e.status == "firing" and begin <= e.starts_at <= end
+        ]
+        if hits:
+            found += 1
+            e = hits[0]
+            delay = (e.window_end - begin) / 60
+            out.write(
+                f"  {asset:<8}{fault.kind:<18}{fault.channel:<13}{'yes':<7}{delay:>5.0f} min  "
+                f"{e.top_channel}"
+                f"{'' if e.top_channel == fault.channel else ' (not the faulted one)'}\n"
             )
         else:
-            out.write(f"  {fault.kind:<17}{fault.channel:<13}{'no':<10}{'-':>9}  {'-':<13}-\n")
-    clean = np.array([not test.labels[max(0, s - window) : s + 2 * window].any() for s in starts])
-    false_windows = int((clean & above).sum())
-    hours = clean.sum() * MINUTES_PER_STEP / 60
+            out.write(f"  {asset:<8}{fault.kind:<18}{fault.channel:<13}{'no':<7}{'-':>9}  -\n")
+    false = [
+        e
+        for e in alerts
+        if e.status == "firing"
+        and not (
+            e.asset in faults
+            and t0 + faults[e.asset].start * period
+            <= e.starts_at
+            <= t0 + (faults[e.asset].end + 32) * period
+        )
+    ]
     out.write(
-        f"  {detected}/{len(faults)} faults detected; {false_windows} of {int(clean.sum())} "
-        f"clean windows flagged ({false_windows / max(hours, 1e-9):.2f} per hour of clean "
-        f"operation)\n"
+        f"  {found}/{len(faults)} faults raised an alert; {len(false)} false alert(s) in "
+        f"{len(assets) * args.days} pump-days\n"
+        f"Saved {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest[:12]}..., model "
+        f"{detector.model_version} with its scalers). Next: `streamvae inspect {path}`.\n"
     )
-    scores_path = workdir / "scores.csv"
-    with scores_path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["step", "score_nats", "threshold_nats", "label", "top_channel"])
-        for k, s in enumerate(starts):
-            w.writerow(
-                [
-                    test_start + int(s) + window - 1,
-                    f"{batch.scores[k]:.6f}",
-                    f"{threshold:.6f}",
-                    int(test.labels[s + window - 1]),
-                    batch.top_channel(k),
-                ]
-            )
-    out.write(f"Wrote {scores_path}. Next: `streamvae inspect {path}`.\n")
-    return 0 if detected == len(faults) and same else 1
+    return 0 if found == len(faults) and same else 1
 
 
 # ---------------------------------------------------------------------------- parser
@@ -414,11 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_version)
 
     p = sub.add_parser(
-        "quickstart", help="simulate a plant, train, save, reload and score faults (~30 s)"
+        "quickstart",
+        help="stream a simulated fleet through the Detector and print live alerts (~40 s)",
     )
     p.add_argument("--workdir", default="streamvae-quickstart", help="where files are written")
+    p.add_argument("--days", type=int, default=6, help="days after the warm-up (default 6)")
     p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("train", help="train a model and save an artefact")

@@ -14,6 +14,7 @@ Example:
 """
 
 from streamvae._version import __version__
+from streamvae.alerting import AlertConfig, Alerter
 from streamvae.artefact import (
     Artefact,
     dumps_artefact,
@@ -22,6 +23,7 @@ from streamvae.artefact import (
     save_artefact,
 )
 from streamvae.config import BetaSchedule, ScoringConfig, TrainConfig, VAEConfig
+from streamvae.detector import Detector, DetectorConfig, DetectorStats, ProcessResult
 from streamvae.errors import (
     ArtefactError,
     ArtefactFormatError,
@@ -35,33 +37,69 @@ from streamvae.errors import (
 )
 from streamvae.model import RecurrentVAE, ScoreBatch, Scorer, elbo_loss, gaussian_nll
 from streamvae.scaling import StandardScaler
+from streamvae.serde import ReadingConfig, ReadingDecoder, encode_reading
+from streamvae.threshold import AdaptiveThreshold, Decision, ThresholdBank, ThresholdConfig
 from streamvae.training import EpochReport, FitReport, fit
-from streamvae.windowing import sliding_windows
+from streamvae.types import (
+    AlertEvent,
+    OffsetSpan,
+    Reading,
+    Rejection,
+    RejectReason,
+    ScoredWindow,
+    SourceRef,
+    Window,
+)
+from streamvae.windowing import WindowConfig, Windower, WindowerStats, sliding_windows
 
 __all__ = [
+    "AdaptiveThreshold",
+    "AlertConfig",
+    "AlertEvent",
+    "Alerter",
     "Artefact",
     "ArtefactError",
     "ArtefactFormatError",
     "ArtefactIntegrityError",
     "BetaSchedule",
     "ConfigError",
+    "Decision",
+    "Detector",
+    "DetectorConfig",
+    "DetectorStats",
     "EpochReport",
     "FitReport",
     "InputError",
     "NonFiniteLossError",
+    "OffsetSpan",
+    "ProcessResult",
+    "Reading",
+    "ReadingConfig",
+    "ReadingDecoder",
     "RecurrentVAE",
+    "RejectReason",
+    "Rejection",
     "ScoreBatch",
+    "ScoredWindow",
     "Scorer",
     "ScoringConfig",
+    "SourceRef",
     "StandardScaler",
     "StreamVAEError",
+    "ThresholdBank",
+    "ThresholdConfig",
     "TrainConfig",
     "TrainingError",
     "UnsafeArtefactError",
     "VAEConfig",
+    "Window",
+    "WindowConfig",
+    "Windower",
+    "WindowerStats",
     "__version__",
     "dumps_artefact",
     "elbo_loss",
+    "encode_reading",
     "fit",
     "gaussian_nll",
     "load_artefact",

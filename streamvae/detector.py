@@ -112,8 +112,8 @@ class DetectorConfig(_DictMixin):
     max_train_windows: int = 4000
     train_stride: int = 3
     asset_warmup_windows: int = 64
-    recent_per_asset: int = 32
-    recent_every: int = 8
+    recent_per_asset: int = 8
+    recent_every: int = 16
     min_scale_fraction: float = 1e-3
     max_batch: int = 1024
     scaling: Scaling = "group"

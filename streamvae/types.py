@@ -82,7 +82,12 @@ class Reading:
 
 class RejectReason(StrEnum):
     """Why a payload never became a Reading. The value is the reason code that goes into
-    metrics labels and the dead-letter topic's headers, so it is stable API."""
+    metrics labels and the dead-letter topic's headers, so it is stable API.
+
+    Example:
+        >>> RejectReason.NON_FINITE.value
+        'non_finite'
+    """
 
     OVERSIZED = "oversized"
     INVALID_UTF8 = "invalid_utf8"

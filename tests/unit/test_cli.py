@@ -101,3 +101,12 @@ def test_a_missing_csv_is_a_clear_error(tmp_path):
     result = run("train", "--csv", "nope.csv", "--out", "m", cwd=tmp_path)
     assert result.returncode == 2
     assert "no such file: nope.csv" in result.stderr
+
+
+def test_quickstart_streams_a_fleet_through_the_detector_and_finds_every_fault(tmp_path):
+    result = run("quickstart", "--workdir", str(tmp_path / "qs"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5/5 faults raised an alert" in result.stdout
+    assert "scores identically with the reloaded model: yes" in result.stdout
+    assert "FIRING" in result.stdout
+    assert (tmp_path / "qs" / "model.safetensors").stat().st_size > 0

@@ -75,23 +75,36 @@ def clean_run():
     return detector, run_all(detector, interleave(*streams))
 
 
+def fault_episode(alerts: list[AlertEvent], asset: str, fault: Fault) -> list[AlertEvent]:
+    """The events of the alert episode that started within the fault (up to a window after)."""
+    start, end = T0 + fault.start * PERIOD, T0 + (fault.end + 32) * PERIOD
+    return [a for a in alerts if a.asset == asset and start <= a.starts_at <= end]
+
+
 def test_every_injected_fault_fires_on_its_asset_naming_the_faulted_channel(plant_run):
     _, alerts = plant_run
-    firing = {a.asset: a for a in alerts if a.status == "firing"}
-    assert set(firing) == set(FAULTS)
     for asset, fault in FAULTS.items():
-        assert firing[asset].top_channel == fault.channel, (asset, firing[asset].contributions)
+        firing = [e for e in fault_episode(alerts, asset, fault) if e.status == "firing"]
+        assert firing, f"no alert for the {fault.kind} on {asset}"
+        assert firing[0].top_channel == fault.channel, (asset, firing[0].contributions)
 
 
-def test_every_fault_alert_fires_within_its_fault_and_resolves_after_it(plant_run):
+def test_every_fault_raises_one_episode_that_resolves_after_the_fault_ends(plant_run):
     _, alerts = plant_run
     for asset, fault in FAULTS.items():
-        events = [a for a in alerts if a.asset == asset]
+        events = fault_episode(alerts, asset, fault)
         assert [e.status for e in events] == ["firing", "resolved"], events
-        start = T0 + fault.start * PERIOD
-        end = T0 + fault.end * PERIOD
-        assert start <= events[0].starts_at <= end + 32 * PERIOD
-        assert events[1].ends_at > end
+        assert events[0].dedup_key == events[1].dedup_key
+        assert events[1].ends_at > T0 + fault.end * PERIOD
+
+
+def test_the_faulty_plant_raises_at_most_one_alert_outside_its_faults(plant_run):
+    # measured on a 711 asset-day fleet: 0.33 false alerts per 100 asset-days (docs/detector.md);
+    # this plant scores 5 × 1,800 steps = 31 asset-days: more than one means a regression
+    _, alerts = plant_run
+    inside = {id(e) for a, f in FAULTS.items() for e in fault_episode(alerts, a, f)}
+    outside = [e for e in alerts if id(e) not in inside and e.status == "firing"]
+    assert len(outside) <= 1, outside
 
 
 def test_every_emitted_event_validates_against_the_published_schema(plant_run, validator):
