@@ -63,6 +63,29 @@ def _finite_float(
         _require(value <= high, owner, name, f"must be <= {high}, got {value}")
 
 
+def _channel_names(owner: str, channels: object, name: str = "channels") -> None:
+    """A non-empty tuple of unique, non-empty channel names (shared by every config)."""
+    _require(
+        isinstance(channels, tuple) and len(channels) >= 1,
+        owner,
+        name,
+        f"must be a non-empty tuple of channel names, got {channels!r}",
+    )
+    assert isinstance(channels, tuple)
+    _require(
+        all(isinstance(c, str) and c for c in channels),
+        owner,
+        name,
+        "every channel name must be a non-empty string",
+    )
+    _require(
+        len(set(channels)) == len(channels),
+        owner,
+        name,
+        f"channel names must be unique, got {list(channels)}",
+    )
+
+
 def _choice(owner: str, name: str, value: object, allowed: tuple[str, ...]) -> None:
     _require(value in allowed, owner, name, f"must be one of {list(allowed)}, got {value!r}")
 
@@ -133,24 +156,7 @@ class VAEConfig(_DictMixin):
 
     def __post_init__(self) -> None:
         owner = "VAEConfig"
-        _require(
-            isinstance(self.channels, tuple) and len(self.channels) >= 1,
-            owner,
-            "channels",
-            f"must be a non-empty tuple of channel names, got {self.channels!r}",
-        )
-        _require(
-            all(isinstance(c, str) and c for c in self.channels),
-            owner,
-            "channels",
-            "every channel name must be a non-empty string",
-        )
-        _require(
-            len(set(self.channels)) == len(self.channels),
-            owner,
-            "channels",
-            f"channel names must be unique, got {list(self.channels)}",
-        )
+        _channel_names(owner, self.channels)
         _positive_int(owner, "window", self.window, 2)
         _choice(owner, "cell", self.cell, ("lstm", "gru"))
         _positive_int(owner, "hidden_size", self.hidden_size)

@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamvae.config import _DictMixin, _finite_float, _positive_int, _require
+from streamvae.config import _channel_names, _DictMixin, _finite_float, _positive_int, _require
 from streamvae.errors import ConfigError, InputError
 from streamvae.types import OffsetSpan, Reading, Window
 
@@ -139,24 +139,7 @@ class WindowConfig(_DictMixin):
 
     def __post_init__(self) -> None:
         owner = "WindowConfig"
-        _require(
-            isinstance(self.channels, tuple) and len(self.channels) >= 1,
-            owner,
-            "channels",
-            f"must be a non-empty tuple of channel names, got {self.channels!r}",
-        )
-        _require(
-            all(isinstance(c, str) and c for c in self.channels),
-            owner,
-            "channels",
-            "every channel name must be a non-empty string",
-        )
-        _require(
-            len(set(self.channels)) == len(self.channels),
-            owner,
-            "channels",
-            f"channel names must be unique, got {list(self.channels)}",
-        )
+        _channel_names(owner, self.channels)
         _finite_float(owner, "period_s", self.period_s, low=0.0, low_open=True)
         _positive_int(owner, "window", self.window)
         _positive_int(owner, "stride", self.stride)
