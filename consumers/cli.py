@@ -4,6 +4,7 @@ It lives at the edge (``consumers/``) because it does what the pure core must no
 files, prints, and looks at the wall clock for progress and provenance.
 
 Subcommands:
+    run          the Kafka service (consumer group in, alert topic out)
     quickstart   stream a simulated fleet through the Detector, print live alerts
     train        train a model on a CSV file or the synthetic plant and save an artefact
     score        score a CSV file with a saved artefact
@@ -422,6 +423,28 @@ def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if found == len(faults) and same else 1
 
 
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    """The Kafka service: blocks until SIGTERM/SIGINT, then shuts down cleanly (exit 0)."""
+    import signal
+
+    from consumers.logs import setup_logging
+    from consumers.service import Service
+    from consumers.settings import Settings
+
+    settings = Settings.load(args.config)
+    log = setup_logging(args.log_format or settings.run.log_format, settings.run.log_level)
+    log.info("starting streamvae %s", sv.__version__, extra={"settings": settings.redacted()})
+    service = Service(settings)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return service.run()
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -455,6 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser(
+        "run", help="the Kafka service: consume readings, publish alerts (blocks; SIGTERM stops)"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="TOML settings file (every setting can also come from STREAMVAE_* variables)",
+    )
+    p.add_argument("--log-format", choices=["text", "json"], default=None)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train a model and save an artefact")
     src = p.add_mutually_exclusive_group(required=True)
