@@ -425,6 +425,7 @@ def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """The Kafka service: blocks until SIGTERM/SIGINT, then shuts down cleanly (exit 0)."""
+    import faulthandler
     import signal
 
     from consumers.logs import setup_logging
@@ -442,6 +443,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     return service.run()
 
 

@@ -42,12 +42,18 @@ def _utc_timestamp(created: float) -> str:
 
 
 def _looks_secret(value: object) -> bool:
+    """A secret object (a class named ``Secret``), or an object other than a plain container
+    whose repr masks something (it holds a secret, so its str might not). A dict or list is
+    not masked whole for holding an already-masked string: its items are judged one by one
+    (``_jsonable`` recurses), so a redacted settings dict still reaches the log."""
     if isinstance(value, bool | int | float) or value is None:
         return False
+    if isinstance(value, str):
+        return MASK in value  # partly masked text: mask it whole
     if type(value).__name__ == "Secret":
         return True
-    if isinstance(value, str):
-        return MASK in value
+    if isinstance(value, Mapping | list | tuple):
+        return False
     try:
         return MASK in repr(value)
     except Exception:
@@ -72,6 +78,10 @@ def _jsonable(value: object) -> object:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)  # NaN is not JSON
+    if isinstance(value, Mapping):
+        return {_safe_str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
     try:
         json.dumps(value, allow_nan=False)
     except Exception:  # TypeError, ValueError, RecursionError, or a __iter__ that raises

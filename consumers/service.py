@@ -50,6 +50,7 @@ import streamvae as sv
 from consumers.checkpoint import Checkpoint, KafkaCheckpointStore
 from consumers.metrics import HealthServer, ServiceMetrics
 from consumers.settings import Settings
+from streamvae.detector import threshold_seeds_of
 
 __all__ = ["STATE_FORMAT", "Service", "ServiceError", "dlq_headers"]
 
@@ -130,8 +131,10 @@ class Service:
         self._kwargs: dict[str, Any] = dict(settings.kafka.security.kafka_kwargs())
         self._bootstrap = list(k.bootstrap_servers)
         self._artefact: sv.Artefact | None = None
+        self._seeds: dict[str, Any] = {}
         if settings.run.model:
             self._artefact = sv.load_artefact(settings.run.model)
+            self._seeds = threshold_seeds_of(self._artefact)
         self._stopping = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._commits: queue.Queue[dict[TopicPartition, int]] = queue.Queue()
@@ -141,6 +144,8 @@ class Service:
         self._parts: dict[TopicPartition, _Partition] = {}  # worker-owned
         self._parked: dict[TopicPartition, _Partition] = {}  # revoked, kept for a re-assignment
         self._assigned: set[TopicPartition] = set()  # consumer-thread view
+        self._to_assign: list[TopicPartition] = []  # assigned by the group, state not loaded
+        self._closing = False
         self._restored: set[TopicPartition] = set()  # worker has the partition's state
         self._worker_error: BaseException | None = None
         self._pending: list[Any] = []  # producer futures since the last checkpoint
@@ -247,6 +252,8 @@ class Service:
         batches = consumer.poll(
             timeout_ms=s.kafka.poll_timeout_ms, max_records=s.kafka.max_poll_records
         )
+        if self._to_assign:
+            self._finish_assignment()
         for tp, records in batches.items():
             if not records:
                 continue
@@ -275,7 +282,8 @@ class Service:
                 self.metrics.partitions_paused.inc()
                 _log.info("paused %d partition(s): %d records in flight", len(parts), in_flight)
         elif self._paused and in_flight <= limit // 2:
-            consumer.resume(*consumer.paused())
+            waiting = set(self._to_assign)
+            consumer.resume(*[tp for tp in consumer.paused() if tp not in waiting])
             self._paused = False
             _log.info("resumed: %d records in flight", in_flight)
 
@@ -343,6 +351,7 @@ class Service:
         return 0
 
     def _close(self, commit: bool) -> None:
+        self._closing = True  # the consumer's close() revokes: everything is settled by now
         self._queue.put(("stop",))
         if self._consumer is not None:
             try:
@@ -386,17 +395,26 @@ class Service:
             admin.close()
 
     # ------------------------------------------------------------------ rebalance (consumer)
+    #
+    # kafka-python 3 runs these callbacks on its network loop, where a blocking client call
+    # (a commit, a read of the state topic) would wait on the very loop it blocks. So the
+    # assignment callback only pauses the new partitions and the consumer thread loads their
+    # state after poll() returns; the revocation callback waits for the worker to checkpoint
+    # the revoked partitions (the fence: nobody writes their state after this returns) but
+    # commits nothing — the checkpoint already holds the offset the next owner will seek to.
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        if self._closing:
+            return
         self.metrics.rebalances.labels(kind="revoked").inc()
+        gone = set(revoked)
+        self._to_assign = [tp for tp in self._to_assign if tp not in gone]
         mine = [tp for tp in revoked if tp in self._assigned]
         if not mine:
             return
         barrier = _Barrier(frozenset(mine), drop=True)
         self._queue.put(("barrier", barrier))
         barrier.done.wait()
-        if barrier.error is None:
-            self._commit(barrier.offsets)
         for tp in mine:
             self._assigned.discard(tp)
             self._restored.discard(tp)
@@ -406,22 +424,28 @@ class Service:
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="assigned").inc()
         consumer = self._consumer
-        store = self._store
+        assert consumer is not None
+        new = [tp for tp in assigned if tp not in self._assigned and tp not in self._to_assign]
+        if new:
+            consumer.pause(*new)  # nothing is fetched before its state is loaded
+            self._to_assign.extend(new)
+
+    def _finish_assignment(self) -> None:
+        consumer, store = self._consumer, self._store
         assert consumer is not None
         assert store is not None
-        found = store.load([(tp.topic, tp.partition) for tp in assigned])
-        for tp in assigned:
+        pending, self._to_assign = self._to_assign, []
+        found = store.load([(tp.topic, tp.partition) for tp in pending])
+        for tp in pending:
             cp = found.get((tp.topic, tp.partition))
             if cp is not None:
                 consumer.seek(tp, cp.next_offset)
             self._assigned.add(tp)
             self._queue.put(("assign", tp, cp))
+        if not self._paused:
+            consumer.resume(*pending)
         self.metrics.assigned_partitions.set(len(self._assigned))
-        _log.info(
-            "assigned %s (%d with a checkpoint)",
-            _names(assigned),
-            len(found),
-        )
+        _log.info("assigned %s (%d with a checkpoint)", _names(pending), len(found))
 
     # ------------------------------------------------------------------ worker
 
@@ -471,7 +495,9 @@ class Service:
                     f"checkpoint of {tp.topic}/{tp.partition} has state format "
                     f"{state.get('format')!r}, expected {STATE_FORMAT}"
                 )
-            detector = sv.Detector.restore(self.settings.detector, state["detector"])
+            detector = sv.Detector.restore(
+                self.settings.detector, state["detector"], threshold_seeds=self._seeds
+            )
             decoder = sv.ReadingDecoder.restore(self.settings.readings, state["decoder"])
             self._parts[tp] = _Partition(tp, detector, decoder, cp.next_offset, cp.next_offset)
             _log.info(

@@ -78,6 +78,7 @@ __all__ = ["Detector", "DetectorConfig", "DetectorStats", "ProcessResult"]
 FloatArray = npt.NDArray[np.float64]
 SNAPSHOT_FORMAT = 2
 SCALER_KINDS = ("per_asset", "group")
+THRESHOLD_KIND = "per_asset_thresholds"
 Scaling = Literal["asset", "group"]
 _MIN_SCALE = 1e-9
 
@@ -327,6 +328,7 @@ class Detector:
         model_version: str = "v0001",
         scalers: Mapping[str, StandardScaler] | StandardScaler | None = None,
         progress: ProgressCallback | None = None,
+        threshold_seeds: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if not isinstance(config, DetectorConfig):
             raise ConfigError(
@@ -335,7 +337,8 @@ class Detector:
             )
         self.config = config
         self.windower = Windower(config.window)
-        self.thresholds = ThresholdBank(config.threshold)
+        self._threshold_seeds = dict(threshold_seeds or {})
+        self.thresholds = ThresholdBank(config.threshold, self._threshold_seeds)
         self.alerter = Alerter(config.alert)
         self.stats = DetectorStats()
         self.model: RecurrentVAE | None = None
@@ -378,11 +381,16 @@ class Detector:
 
     @classmethod
     def from_artefact(cls, config: DetectorConfig, artefact: Artefact) -> Detector:
-        """A detector that starts with a trained model and the per-asset scalers saved with
-        it (:meth:`export_model`), skipping the warm-up for the assets it knows."""
+        """A detector that starts with a trained model, the scalers saved with it and the
+        thresholds it had calibrated (:meth:`export_model`): the assets it knows skip the
+        warm-up and the threshold's grace period."""
         version = str(artefact.metadata.get("model_version", "v0001"))
         return cls(
-            config, artefact.model, model_version=version, scalers=_scalers_of(artefact.scaler)
+            config,
+            artefact.model,
+            model_version=version,
+            scalers=_scalers_of(artefact.scaler),
+            threshold_seeds=threshold_seeds_of(artefact),
         )
 
     def export_model(self, metadata: Mapping[str, Any] | None = None) -> tuple[bytes, str]:
@@ -392,7 +400,11 @@ class Detector:
             raise InputError("export_model: the detector has no model yet (still warming up)")
         meta = {"model_version": self.model_version, **(metadata or {})}
         return dumps_artefact(
-            self.model, train_config=self.config.train, scaler=self.scalers_state(), metadata=meta
+            self.model,
+            train_config=self.config.train,
+            scaler=self.scalers_state(),
+            threshold={"kind": THRESHOLD_KIND, **self.thresholds.snapshot()},
+            metadata=meta,
         )
 
     # ------------------------------------------------------------------ public API
@@ -827,10 +839,12 @@ class Detector:
         config: DetectorConfig,
         state: Mapping[str, Any],
         model: RecurrentVAE | None = None,
+        threshold_seeds: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Detector:
         """Rebuild a detector from :meth:`snapshot`; it continues exactly as the snapshotted
-        one would have. ``model`` is required when the snapshot was taken without it, and
-        must be the very model it names (same content hash)."""
+        one would have (given the same ``threshold_seeds``, if it had any). ``model`` is
+        required when the snapshot was taken without it, and must be the very model it names
+        (same content hash)."""
         if not isinstance(state, Mapping) or state.get("format") != SNAPSHOT_FORMAT:
             found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
             raise InputError(
@@ -838,7 +852,7 @@ class Detector:
                 f"{SNAPSHOT_FORMAT}); take it with Detector.snapshot() of this version"
             )
         try:
-            return cls._restore(config, state, model)
+            return cls._restore(config, state, model, threshold_seeds)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, InputError | ConfigError):
                 raise
@@ -849,11 +863,15 @@ class Detector:
 
     @classmethod
     def _restore(
-        cls, config: DetectorConfig, state: Mapping[str, Any], model: RecurrentVAE | None
+        cls,
+        config: DetectorConfig,
+        state: Mapping[str, Any],
+        model: RecurrentVAE | None,
+        seeds: Mapping[str, Mapping[str, Any]] | None,
     ) -> Detector:
-        det = cls(config)
+        det = cls(config, threshold_seeds=seeds)
         det.windower = Windower.restore(config.window, state["windower"])
-        det.thresholds = ThresholdBank.restore(config.threshold, state["thresholds"])
+        det.thresholds = ThresholdBank.restore(config.threshold, state["thresholds"], seeds)
         det.alerter = Alerter.restore(config.alert, state["alerter"])
         det.stats = DetectorStats(**state["stats"])
         saved = state["model"]
@@ -898,6 +916,16 @@ class Detector:
         }
         det._recent_count = {str(k): int(v) for k, v in state["recent_count"].items()}
         return det
+
+
+def threshold_seeds_of(artefact: Artefact) -> dict[str, Mapping[str, Any]]:
+    """Per-asset threshold snapshots saved in an artefact by :meth:`Detector.export_model`
+    (empty for artefacts without them)."""
+    slot = artefact.threshold
+    if not slot or slot.get("kind") != THRESHOLD_KIND:
+        return {}
+    assets = slot.get("assets")
+    return dict(assets) if isinstance(assets, Mapping) else {}
 
 
 def _scalers_of(

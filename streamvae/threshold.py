@@ -664,14 +664,22 @@ class ThresholdBank:
         ['a', 'b']
     """
 
-    __slots__ = ("_by_asset", "config", "label")
+    __slots__ = ("_by_asset", "_seeds", "config", "label")
 
-    def __init__(self, config: ThresholdConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: ThresholdConfig | None = None,
+        seeds: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.config = config or ThresholdConfig()
         if not isinstance(self.config, ThresholdConfig):
             raise ConfigError(f"expected a ThresholdConfig, got {type(self.config).__name__}")
         self.label = _label(self.config)
         self._by_asset: dict[str, AdaptiveThreshold] = {}
+        # Thresholds to start an asset from instead of an empty one (snapshots of thresholds
+        # that were calibrated with the same model, e.g. saved in its artefact). Not state: a
+        # restored bank is given the same seeds; assets it already holds ignore them.
+        self._seeds = dict(seeds or {})
 
     @property
     def assets(self) -> list[str]:
@@ -681,11 +689,19 @@ class ThresholdBank:
         return len(self._by_asset)
 
     def threshold(self, asset: str) -> AdaptiveThreshold:
-        """The asset's threshold, created empty (warming up) if it is new."""
+        """The asset's threshold; a new asset starts from its seed, else empty (warming up)."""
         th = self._by_asset.get(asset)
         if th is None:
-            th = self._by_asset[asset] = AdaptiveThreshold(self.config)
+            seed = self._seeds.get(asset)
+            th = AdaptiveThreshold(self.config) if seed is None else self._from_seed(asset, seed)
+            self._by_asset[asset] = th
         return th
+
+    def _from_seed(self, asset: str, seed: Mapping[str, Any]) -> AdaptiveThreshold:
+        try:
+            return AdaptiveThreshold.restore(self.config, seed)
+        except InputError as err:
+            raise InputError(f"threshold seed for asset {asset!r} is unusable: {err}") from None
 
     def get(self, asset: str) -> float:
         th = self._by_asset.get(asset)
@@ -725,12 +741,17 @@ class ThresholdBank:
         }
 
     @classmethod
-    def restore(cls, config: ThresholdConfig, state: Mapping[str, Any]) -> ThresholdBank:
+    def restore(
+        cls,
+        config: ThresholdConfig,
+        state: Mapping[str, Any],
+        seeds: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> ThresholdBank:
         if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
             raise InputError(
                 f"threshold bank snapshot version is not {_STATE_VERSION}; recalibrate instead"
             )
-        bank = cls(config)
+        bank = cls(config, seeds)
         assets = state.get("assets")
         if not isinstance(assets, Mapping):
             raise InputError("threshold bank snapshot: 'assets' must be a mapping")

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 
-import jsonschema
 import numpy as np
 import pytest
 
@@ -51,26 +47,3 @@ def tiny_windows() -> np.ndarray:
 @pytest.fixture
 def tiny_config() -> VAEConfig:
     return VAEConfig(channels=("a", "b"), window=16, hidden_size=8, latent_dim=4)
-
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "alert.schema.json"
-
-
-def _date_time(text: object) -> bool:
-    if not isinstance(text, str) or not text.endswith("Z"):
-        return False
-    try:
-        datetime.fromisoformat(text[:-1] + "+00:00")
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="session")
-def validator() -> jsonschema.Draft202012Validator:
-    """The published alert schema (docs/alert.schema.json), with date-time checked."""
-    schema = json.loads(SCHEMA_PATH.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    checker = jsonschema.FormatChecker()
-    checker.checks("date-time")(_date_time)  # jsonschema checks date-time only with extras
-    return jsonschema.Draft202012Validator(schema, format_checker=checker)

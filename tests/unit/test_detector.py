@@ -353,6 +353,21 @@ def test_an_exported_model_restarts_a_detector_that_scores_exactly_alike():
     assert a[-len(b) :] == b
 
 
+def test_a_detector_from_an_exported_model_starts_with_its_calibrated_thresholds():
+    detector = Detector(tiny_config())
+    tiny_run(detector, tiny_stream(140))
+    data, _ = detector.export_model()
+    clone = Detector.from_artefact(tiny_config(), loads_artefact(data))
+    scored = clone.process_detailed(tiny_stream(30, t0=1140.0)).scored
+    known = [s for s in scored if s.window.asset == "a"]
+    assert known
+    assert not any(s.warming_up for s in known)  # no second grace period for a known asset
+    assert known[0].threshold == pytest.approx(detector.thresholds.get("a"))
+    fresh = clone.process_detailed(tiny_stream(30, assets=("new",), t0=1170.0)).scored
+    grace = tiny_config().threshold.grace
+    assert all(s.warming_up for s in fresh[:grace])  # an unknown asset still calibrates first
+
+
 def test_export_before_the_first_model_is_a_clear_error():
     with pytest.raises(InputError, match="no model yet"):
         Detector(tiny_config()).export_model()
