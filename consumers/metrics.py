@@ -153,6 +153,11 @@ class ServiceMetrics:
         self.windows_scored: Final = Counter(
             "streamvae_windows_scored", "Windows scored by the model.", registry=r
         )
+        self.records_processed: Final = Counter(
+            "streamvae_records_processed",
+            "Records fully processed (decoded, scored or dead-lettered, alerts sent).",
+            registry=r,
+        )
         self.alerts: Final = Counter(
             "streamvae_alerts",
             "Alert events published, by status (firing/resolved).",

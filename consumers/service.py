@@ -150,6 +150,7 @@ class Service:
         self._worker_error: BaseException | None = None
         self._pending: list[Any] = []  # producer futures since the last checkpoint
         self._last_checkpoint = time.monotonic()
+        self._cp_thread: threading.Thread | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._store: KafkaCheckpointStore | None = None
@@ -216,6 +217,7 @@ class Service:
             heartbeat_interval_ms=s.kafka.heartbeat_interval_ms,
             max_poll_interval_ms=s.kafka.max_poll_interval_ms,
             request_timeout_ms=s.kafka.request_timeout_ms,
+            fetch_max_wait_ms=s.kafka.fetch_max_wait_ms,
             **self._kwargs,
         )
         listener = _Listener(self)
@@ -440,6 +442,17 @@ class Service:
             cp = found.get((tp.topic, tp.partition))
             if cp is not None:
                 consumer.seek(tp, cp.next_offset)
+            else:
+                committed = consumer.committed(tp)
+                if committed is not None:
+                    _log.warning(
+                        "%s/%d has a committed offset (%d) but no checkpoint in %s: its state "
+                        "starts cold (the state topic lost data?)",
+                        tp.topic,
+                        tp.partition,
+                        committed,
+                        self.settings.kafka.state_topic,
+                    )
             self._assigned.add(tp)
             self._queue.put(("assign", tp, cp))
         if not self._paused:
@@ -468,9 +481,10 @@ class Service:
                 elif item[0] == "stop":
                     return
                 if time.monotonic() - self._last_checkpoint >= interval:
-                    offsets = self._checkpoint([p for p in self._parts.values() if p.dirty])
-                    if offsets:
-                        self._commits.put(offsets)
+                    busy = self._cp_thread is not None and self._cp_thread.is_alive()
+                    if not busy:
+                        dirty = [p for p in self._parts.values() if p.dirty]
+                        self._checkpoint(dirty, background=True)
             except BaseException as exc:  # the consumer thread stops the service
                 self._worker_error = exc
                 _log.exception("worker failed")
@@ -563,6 +577,7 @@ class Service:
                 )
             part.next_offset = records[-1].offset + 1
             part.records += len(records)
+            self.metrics.records_processed.inc(len(records))
             newest = max((r.timestamp for r in records if r.timestamp is not None), default=None)
             if newest is not None and newest > 0:
                 self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - newest / 1000))
@@ -585,44 +600,80 @@ class Service:
         finally:
             barrier.done.set()
 
-    def _checkpoint(self, parts: list[_Partition]) -> dict[TopicPartition, int]:
-        """Flush alerts and dead letters, make the state durable, return offsets to commit."""
+    def _checkpoint(
+        self, parts: list[_Partition], background: bool = False
+    ) -> dict[TopicPartition, int]:
+        """Capture the state of ``parts`` now, then make it durable: flush alerts and dead
+        letters, check the broker acknowledged every one, write the checkpoints. Returns the
+        offsets to commit (synchronous), or queues them for the consumer thread once the write
+        is done (``background``: encoding, compression and the broker round trips run beside
+        the worker, so a checkpoint never stalls scoring for long)."""
         self._last_checkpoint = time.monotonic()
+        self._join_checkpoint()
+        self._export_gauges()
+        pending, self._pending = self._pending, []
+        captured = []
+        for p in parts:
+            assert p.next_offset is not None
+            snapshot = p.detector.snapshot(include_model=True)
+            state = {"format": STATE_FORMAT, "detector": snapshot, "decoder": p.decoder.snapshot()}
+            model = snapshot["model"]
+            if model is not None:
+                self.metrics.set_model(str(model["version"]), str(model["hash"]))
+            captured.append((p, Checkpoint(p.tp.topic, p.tp.partition, p.next_offset, state)))
+        if not background:
+            return self._write(pending, captured)
+
+        def write() -> None:
+            try:
+                offsets = self._write(pending, captured)
+            except BaseException as exc:
+                self._worker_error = exc
+                _log.exception("background checkpoint failed")
+            else:
+                if offsets:
+                    self._commits.put(offsets)
+
+        self._cp_thread = threading.Thread(target=write, name="streamvae-checkpoint", daemon=True)
+        self._cp_thread.start()
+        return {}
+
+    def _join_checkpoint(self) -> None:
+        """Wait for a background checkpoint in flight (one at a time)."""
+        thread, self._cp_thread = self._cp_thread, None
+        if thread is not None:
+            thread.join()
+        if self._worker_error is not None:
+            raise ServiceError(f"a checkpoint failed: {self._worker_error!r}")
+
+    def _write(
+        self, pending: list[Any], captured: list[tuple[_Partition, Checkpoint]]
+    ) -> dict[TopicPartition, int]:
         producer, store = self._producer, self._store
         assert producer is not None
         assert store is not None
-        producer.flush(timeout=self.settings.kafka.request_timeout_ms / 1000)
-        pending, self._pending = self._pending, []
+        timeout = self.settings.kafka.request_timeout_ms / 1000
+        producer.flush(timeout=timeout)
         for f in pending:
             try:
-                f.get(timeout=self.settings.kafka.request_timeout_ms / 1000)
+                f.get(timeout=timeout)
             except Exception as exc:
                 self.metrics.checkpoints.labels(result="error").inc()
                 raise ServiceError(
                     f"the broker did not acknowledge an alert or dead letter: {exc}"
                 ) from exc
-        self._export_gauges()
-        if not parts:
+        if not captured:
             return {}
-        checkpoints = []
-        for p in parts:
-            assert p.next_offset is not None
-            state = {
-                "format": STATE_FORMAT,
-                "detector": p.detector.snapshot(include_model=True),
-                "decoder": p.decoder.snapshot(),
-            }
-            checkpoints.append(Checkpoint(p.tp.topic, p.tp.partition, p.next_offset, state))
         try:
-            size = store.save(checkpoints)
+            size = store.save([cp for _, cp in captured])
         except Exception:
             self.metrics.checkpoints.labels(result="error").inc()
             raise
-        self.metrics.checkpoints.labels(result="ok").inc(len(checkpoints))
-        for p in parts:
-            p.checkpointed = p.next_offset
-        _log.debug("checkpointed %d partition(s), %d bytes", len(parts), size)
-        return {p.tp: p.next_offset for p in parts if p.next_offset is not None}
+        self.metrics.checkpoints.labels(result="ok").inc(len(captured))
+        for p, cp in captured:
+            p.checkpointed = cp.next_offset
+        _log.debug("checkpointed %d partition(s), %d bytes", len(captured), size)
+        return {cp_tp(cp): cp.next_offset for _, cp in captured}
 
     def _export_gauges(self) -> None:
         active = 0
@@ -632,10 +683,13 @@ class Service:
             active += len(d.alerter.active())
             for asset in d.thresholds.assets:
                 thresholds[asset] = d.thresholds.get(asset)
-            if d.model is not None and d.model_version:
-                self.metrics.set_model(d.model_version, "")
+
         self.metrics.active_alerts.set(active)
         self.metrics.set_thresholds(thresholds)
+
+
+def cp_tp(cp: Checkpoint) -> TopicPartition:
+    return TopicPartition(cp.topic, cp.partition)
 
 
 def _names(tps: Iterable[TopicPartition]) -> str:

@@ -409,7 +409,9 @@ class KafkaSettings:
     of a topic name as kafka-python does) selects the input. The output topics must differ
     from each other and from the input, or the service would consume its own output. Timeouts
     follow Kafka's rules: the heartbeat is below the session timeout, the poll interval above
-    the heartbeat.
+    the heartbeat. ``fetch_max_wait_ms`` is how long the broker may hold a fetch while no new
+    record arrives: kafka-python's 500 ms default is added to the alert latency of a quiet
+    partition, 50 ms costs a few more idle fetches.
 
     Example:
         >>> k = KafkaSettings(bootstrap_servers=("kafka-1:9092",), topics=("plant.sensors",))
@@ -432,6 +434,7 @@ class KafkaSettings:
     heartbeat_interval_ms: int = field(default=3_000, metadata=_bounds(ge=100))
     max_poll_interval_ms: int = field(default=300_000, metadata=_bounds(ge=1))
     request_timeout_ms: int = field(default=30_000, metadata=_bounds(ge=1000))
+    fetch_max_wait_ms: int = field(default=50, metadata=_bounds(ge=0))
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ EXPECTED_METRICS = {
     "streamvae_records_invalid_total": "counter",
     "streamvae_dlq_records_total": "counter",
     "streamvae_windows_scored_total": "counter",
+    "streamvae_records_processed_total": "counter",
     "streamvae_alerts_total": "counter",
     "streamvae_commits_total": "counter",
     "streamvae_checkpoints_total": "counter",
