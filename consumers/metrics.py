@@ -190,7 +190,7 @@ class ServiceMetrics:
 
         self.consumer_lag: Final = Gauge(
             "streamvae_consumer_lag_records",
-            "Records between the committed offset and the end of each partition.",
+            "Records between the last processed offset and the end of each partition.",
             ["topic", "partition"],
             registry=r,
         )
@@ -202,7 +202,7 @@ class ServiceMetrics:
         )
         self.in_flight_records: Final = Gauge(
             "streamvae_in_flight_records",
-            "Records consumed but not yet committed (backpressure pauses above a limit).",
+            "Records consumed but not yet processed (backpressure pauses above a limit).",
             registry=r,
         )
         self.threshold: Final = Gauge(
