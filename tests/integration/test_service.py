@@ -338,3 +338,18 @@ def test_backpressure_pauses_and_resumes_and_nothing_is_lost(
         assert service.metric("streamvae_records_consumed_total") == len(h.plant_messages())
         assert math.isfinite(service.metric("streamvae_in_flight_records"))
         assert service.terminate() == 0
+
+
+def test_a_topic_pattern_subscribes_to_the_matching_sensor_topics(
+    kafka_bootstrap, topics, config, tmp_path
+):
+    text = config.read_text().replace(
+        f"topics = [{json.dumps(topics.sensors)}]",
+        f"topic_pattern = {json.dumps(re.escape(topics.sensors) + '$')}",
+    )
+    assert "topic_pattern" in text
+    config.write_text(text)
+    h.produce(kafka_bootstrap, topics.sensors, h.plant_messages())
+    with h.running(config, tmp_path / "service.log") as service:
+        wait_for_every_fault(kafka_bootstrap, topics)
+        assert service.terminate() == 0
