@@ -86,7 +86,6 @@ class _Partition:
     decoder: sv.ReadingDecoder
     next_offset: int | None = None  # offset after the last processed record
     checkpointed: int | None = None  # next_offset of the last durable checkpoint
-    records: int = 0
 
     @property
     def dirty(self) -> bool:
@@ -533,7 +532,8 @@ class Service:
             part = self._parts.get(tp)
             if part is None:
                 return  # revoked while queued: the new owner replays from the checkpoint
-            if part.next_offset is not None:
+            if part.next_offset is not None and records[0].offset < part.next_offset:
+                # fetched before the seek to the checkpoint took effect: already processed
                 records = [r for r in records if r.offset >= part.next_offset]
                 if not records:
                     return
@@ -576,7 +576,6 @@ class Service:
                     extra={"asset": alert.asset, "status": alert.status, "id": alert.id},
                 )
             part.next_offset = records[-1].offset + 1
-            part.records += len(records)
             self.metrics.records_processed.inc(len(records))
             newest = max((r.timestamp for r in records if r.timestamp is not None), default=None)
             if newest is not None and newest > 0:

@@ -56,6 +56,7 @@ import numpy.typing as npt
 from streamvae.alerting import AlertConfig, Alerter
 from streamvae.artefact import Artefact, dumps_artefact, loads_artefact
 from streamvae.config import (
+    _NESTED,
     ScoringConfig,
     TrainConfig,
     VAEConfig,
@@ -172,31 +173,18 @@ class DetectorConfig(_DictMixin):
         """The model config: ``model`` if set, else the default for the window."""
         return self.model or VAEConfig(channels=self.window.channels, window=self.window.window)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DetectorConfig:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"DetectorConfig: expected a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"DetectorConfig: unknown field(s) {unknown}; known fields are {sorted(known)}"
-            )
-        nested: dict[str, type[_DictMixin]] = {
-            "window": WindowConfig,
-            "model": VAEConfig,
-            "train": TrainConfig,
-            "scoring": ScoringConfig,
-            "threshold": ThresholdConfig,
-            "alert": AlertConfig,
-        }
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            if name in nested and isinstance(value, Mapping):
-                kwargs[name] = nested[name].from_dict(value)
-            else:
-                kwargs[name] = value
-        return cls(**kwargs)
+
+# DetectorConfig.from_dict is _DictMixin's: its nested sections are registered here.
+_NESTED.update(
+    {
+        ("DetectorConfig", "window"): WindowConfig,
+        ("DetectorConfig", "model"): VAEConfig,
+        ("DetectorConfig", "train"): TrainConfig,
+        ("DetectorConfig", "scoring"): ScoringConfig,
+        ("DetectorConfig", "threshold"): ThresholdConfig,
+        ("DetectorConfig", "alert"): AlertConfig,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -505,6 +493,15 @@ class Detector:
         self.model = model
         self.model_version = version
         self._scorer = Scorer(model, self.config.scoring)
+        self._model_bytes: tuple[bytes, str] | None = None  # artefact, hash: see snapshot()
+
+    def _model_artefact(self) -> tuple[bytes, str]:
+        """The installed model as artefact bytes and hash, serialised once: a model is never
+        trained in place after installation, and every checkpoint snapshots it."""
+        assert self.model is not None
+        if self._model_bytes is None:
+            self._model_bytes = dumps_artefact(self.model)
+        return self._model_bytes
 
     def _row_scaler(self, i: int) -> StandardScaler:
         return StandardScaler(
@@ -531,8 +528,7 @@ class Detector:
                 )
             arrays = self._scaler_arrays("(group)", scalers)
             if not check_only:
-                self._mean[0], self._scale[0] = arrays
-                self._sync32()
+                self._set_row(0, *arrays)
                 self._group_ready = True
                 self._group_moments = None
             return
@@ -562,15 +558,18 @@ class Detector:
         i = self._index.get(asset)
         if i is None:
             i = len(self._index)
-            if i == self._mean.shape[0]:
-                grow = self._mean.shape[0]
-                C = self._mean.shape[1]
-                self._mean = np.concatenate([self._mean, np.zeros((grow, C))])
-                self._scale = np.concatenate([self._scale, np.ones((grow, C))])
+            if i == self._mean.shape[0]:  # double the capacity
+                self._mean = np.concatenate([self._mean, np.zeros_like(self._mean)])
+                self._scale = np.concatenate([self._scale, np.ones_like(self._scale)])
+                self._sync32()
             self._index[asset] = i
-        self._mean[i] = mean
-        self._scale[i] = scale
-        self._sync32()
+        self._set_row(i, mean, scale)
+
+    def _set_row(self, i: int, mean: FloatArray, scale: FloatArray) -> None:
+        """Row ``i`` of the scaler matrices and of their float32 copies (one row, not the
+        whole matrix: assets are frozen one by one)."""
+        self._mean[i], self._scale[i] = mean, scale
+        self._mean32[i], self._scale32[i] = mean, scale
 
     def _sync32(self) -> None:
         """float32 copies of the scaler matrices: what ``_scaled`` computes with."""
@@ -663,9 +662,7 @@ class Detector:
         assets = [self._train_assets[i] for i in usable]
         if self._group:
             assert self._group_moments is not None
-            mean, scale = self._group_moments.scaler(self.config.min_scale_fraction)
-            self._mean[0], self._scale[0] = mean, scale
-            self._sync32()
+            self._set_row(0, *self._group_moments.scaler(self.config.min_scale_fraction))
             self._group_ready = True
             self._group_moments = None
         else:
@@ -797,7 +794,7 @@ class Detector:
         hands the model to :meth:`restore`); everything else is always included."""
         model: dict[str, Any] | None = None
         if self.model is not None:
-            data, digest = dumps_artefact(self.model)
+            data, digest = self._model_artefact()
             model = {
                 "version": self.model_version,
                 "hash": digest,
@@ -898,8 +895,7 @@ class Detector:
         for i, asset in enumerate(scalers["assets"]):
             det._set_scaler(str(asset), means[i], scales[i])
         if scalers["group_ready"]:
-            det._mean[0], det._scale[0] = means[0], scales[0]
-            det._sync32()
+            det._set_row(0, means[0], scales[0])
             det._group_ready = True
         gm = state["group_moments"]
         det._group_moments = None if gm is None else _Moments.from_dict(gm)

@@ -29,12 +29,22 @@ def store(bootstrap: str, topic: str, group: str = "g") -> KafkaCheckpointStore:
     return KafkaCheckpointStore([bootstrap], topic, group, chunk_bytes=4096)
 
 
-def test_a_checkpoint_of_many_chunks_reads_back_exactly(kafka_bootstrap, state_topic):
-    s = store(kafka_bootstrap, state_topic)
+def save(bootstrap: str, topic: str, *batches: list[Checkpoint], group: str = "g") -> None:
+    """Write each batch of checkpoints in turn through one store, then close it."""
+    s = store(bootstrap, topic, group)
     try:
-        s.save([Checkpoint("sensors", 0, 120, big_state(1)), Checkpoint("sensors", 1, 7, {"a": 1})])
+        for batch in batches:
+            s.save(batch)
     finally:
         s.close()
+
+
+def test_a_checkpoint_of_many_chunks_reads_back_exactly(kafka_bootstrap, state_topic):
+    save(
+        kafka_bootstrap,
+        state_topic,
+        [Checkpoint("sensors", 0, 120, big_state(1)), Checkpoint("sensors", 1, 7, {"a": 1})],
+    )
     got = store(kafka_bootstrap, state_topic).load([("sensors", 0), ("sensors", 1), ("sensors", 2)])
     assert set(got) == {("sensors", 0), ("sensors", 1)}
     assert got[("sensors", 0)].next_offset == 120
@@ -43,12 +53,12 @@ def test_a_checkpoint_of_many_chunks_reads_back_exactly(kafka_bootstrap, state_t
 
 
 def test_the_latest_checkpoint_of_a_partition_wins(kafka_bootstrap, state_topic):
-    s = store(kafka_bootstrap, state_topic)
-    try:
-        s.save([Checkpoint("sensors", 0, 10, big_state(1))])
-        s.save([Checkpoint("sensors", 0, 20, big_state(2))])
-    finally:
-        s.close()
+    save(
+        kafka_bootstrap,
+        state_topic,
+        [Checkpoint("sensors", 0, 10, big_state(1))],
+        [Checkpoint("sensors", 0, 20, big_state(2))],
+    )
     got = store(kafka_bootstrap, state_topic).load([("sensors", 0)])
     assert got[("sensors", 0)].next_offset == 20
     assert got[("sensors", 0)].state == big_state(2)
@@ -57,11 +67,11 @@ def test_the_latest_checkpoint_of_a_partition_wins(kafka_bootstrap, state_topic)
 def test_a_write_cut_off_before_its_manifest_leaves_the_previous_checkpoint_readable(
     kafka_bootstrap, state_topic
 ):
-    s = store(kafka_bootstrap, state_topic)
-    try:
-        s.save([Checkpoint("sensors", 0, 10, big_state(1))])
-    finally:
-        s.close()
+    save(
+        kafka_bootstrap,
+        state_topic,
+        [Checkpoint("sensors", 0, 10, big_state(1))],
+    )
     # a crash mid-write: the chunks of a newer checkpoint arrive, its manifest never does
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for i in range(5):
@@ -76,12 +86,11 @@ def test_a_write_cut_off_before_its_manifest_leaves_the_previous_checkpoint_read
 def test_a_checkpoint_whose_chunks_are_lost_is_an_error_not_a_cold_start(
     kafka_bootstrap, state_topic
 ):
-    s = store(kafka_bootstrap, state_topic)
-    try:
-        s.save([Checkpoint("sensors", 0, 10, big_state(1))])
-    finally:
-        s.close()
-    manifest_key, chunk_id = None, None
+    save(
+        kafka_bootstrap,
+        state_topic,
+        [Checkpoint("sensors", 0, 10, big_state(1))],
+    )
     reader = store(kafka_bootstrap, state_topic)
     manifests, chunks = reader._read_all({"g/sensors/0"})
     manifest_key = next(iter(manifests))
@@ -96,9 +105,10 @@ def test_a_checkpoint_whose_chunks_are_lost_is_an_error_not_a_cold_start(
 
 
 def test_checkpoints_of_another_consumer_group_are_not_read(kafka_bootstrap, state_topic):
-    s = store(kafka_bootstrap, state_topic, group="other")
-    try:
-        s.save([Checkpoint("sensors", 0, 10, {"a": 1})])
-    finally:
-        s.close()
+    save(
+        kafka_bootstrap,
+        state_topic,
+        [Checkpoint("sensors", 0, 10, {"a": 1})],
+        group="other",
+    )
     assert store(kafka_bootstrap, state_topic, group="g").load([("sensors", 0)]) == {}
