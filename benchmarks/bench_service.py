@@ -54,6 +54,26 @@ T0 = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU of a process (and its descendants) so far (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, frontier = {pid}, [pid] if descendants else []
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, _) in stats.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(stats[p][1] for p in tree if p in stats)
+
+
 def make_model(path: Path, config: sv.DetectorConfig, values: np.ndarray) -> None:
     """The default model shape (untrained: cost does not depend on weights) with a group
     scaler fitted on the data, exported as an artefact the service starts from."""
@@ -85,6 +105,7 @@ def write_config(
     model: Path,
     channels: tuple[str, ...],
     k: int,
+    workers: int,
 ) -> None:
     path.write_text(
         "\n".join(
@@ -103,6 +124,7 @@ def write_config(
                 "",
                 "[run]",
                 "metrics_port = 0",
+                f"workers = {workers}",
                 f"model = {json.dumps(str(model))}",
                 "",
                 "[detector.window]",
@@ -198,6 +220,7 @@ def latency_run(
     values: np.ndarray,
     args: argparse.Namespace,
     rate: float,
+    broker_pid: int | None,
 ) -> list[float]:
     """Feed a fresh topic at ``rate`` readings/s; produce→alert latencies in seconds."""
     channels = config.window.channels
@@ -205,7 +228,7 @@ def latency_run(
     names = {k: f"bench-{k}-{u}" for k in ("sensors", "alerts", "dlq", "state", "group")}
     admin.create_topics([NewTopic(names["sensors"], 1, 1), NewTopic(names["alerts"], 1, 1)])
     cfg = workdir / f"latency-{rate:.0f}.toml"
-    write_config(cfg, bootstrap, names, model, channels, k=1)
+    write_config(cfg, bootstrap, names, model, channels, k=1, workers=args.workers)
     service = Service(cfg, workdir / f"latency-{rate:.0f}.log")
     steps = int(args.latency_s * rate / args.assets)
     warm = config.window.window + config.threshold.grace + 10
@@ -234,7 +257,7 @@ def latency_run(
                 row_payloads.append((asset, ts, sv.encode_reading(reading)))
             steps_payloads.append(row_payloads)
         producer = confluent_kafka.Producer(
-            {"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1}
+            {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": 1}
         )
 
         def delivered(key: tuple[str, float], err: object, msg: Any) -> None:
@@ -242,6 +265,11 @@ def latency_run(
                 with lock:
                     sent[key] = msg.timestamp()[1] / 1000.0
 
+        pids = {"service": service.proc.pid, "load generator": os.getpid()}
+        if broker_pid is not None:
+            pids["broker"] = broker_pid
+        own = {"load generator"}  # the service and the broker are children of this process
+        cpu_start = {name: cpu_seconds(pid, name not in own) for name, pid in pids.items()}
         t_start = time.perf_counter()
         for t, row_payloads in enumerate(steps_payloads):
             for asset, ts, payload in row_payloads:
@@ -257,6 +285,12 @@ def latency_run(
             if pause > 0:
                 time.sleep(pause)
         producer.flush(30)
+        wall = time.perf_counter() - t_start
+        used = ", ".join(
+            f"{name} {(cpu_seconds(pid, name not in own) - cpu_start[name]) / wall:.2f}"
+            for name, pid in pids.items()
+        )
+        print(f"   CPU while feeding {rate:,.0f} readings/s (cores): {used}", flush=True)
         time.sleep(3)
     finally:
         service.stop()
@@ -286,6 +320,9 @@ def main() -> int:
     parser.add_argument("--assets", type=int, default=500)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--latency-s", type=float, default=20.0)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="the service's run.workers (default 2)"
+    )
     parser.add_argument(
         "--latency-rate", type=float, default=0.0, help="readings/s (default: half the service's)"
     )
@@ -325,7 +362,7 @@ def main() -> int:
         )
 
         cfg = workdir / "throughput.toml"
-        write_config(cfg, bootstrap, names, model, channels, k=16)
+        write_config(cfg, bootstrap, names, model, channels, k=16, workers=args.workers)
         service = Service(cfg, workdir / "throughput.log")
         try:
             start = None
@@ -351,7 +388,17 @@ def main() -> int:
         # 3. latency, at half the service's rate and at a third of it
         rates = [args.latency_rate] if args.latency_rate else [rate_service / 2, rate_service / 3]
         for share, rate in zip(("half", "a third of"), rates, strict=False):
-            latencies = latency_run(bootstrap, admin, workdir, model, config, values, args, rate)
+            latencies = latency_run(
+                bootstrap,
+                admin,
+                workdir,
+                model,
+                config,
+                values,
+                args,
+                rate,
+                broker.pid if broker is not None else None,
+            )
             if not latencies:
                 print(f"3. latency: no alerts arrived (see the service log in {workdir})")
                 return 1

@@ -63,7 +63,7 @@ class Checkpoint:
     topic: str
     partition: int
     next_offset: int
-    state: Mapping[str, Any]
+    state: Mapping[str, Any] | bytes  # bytes: already JSON (the workers encode their shards)
 
     def key(self, group: str) -> str:
         return f"{group}/{self.topic}/{self.partition}"
@@ -122,9 +122,12 @@ class KafkaCheckpointStore:
         futures = []
         for cp in checkpoints:
             key = cp.key(self.group)
-            body = zlib.compress(
-                json.dumps(cp.state, separators=(",", ":"), allow_nan=False).encode(), 1
+            raw = (
+                cp.state
+                if isinstance(cp.state, bytes)
+                else json.dumps(cp.state, separators=(",", ":"), allow_nan=False).encode()
             )
+            body = zlib.compress(raw, 1)
             cid = uuid.uuid4().hex
             chunks = [body[i : i + self._chunk] for i in range(0, len(body), self._chunk)] or [b""]
             for i, chunk in enumerate(chunks):

@@ -1,19 +1,26 @@
 """The Kafka service: a consumer group in, alerts out, dead letters aside, state checkpointed.
 
-Two threads, one job each (DESIGN §5):
+The main process talks to Kafka; ``run.workers`` worker processes decode and detect
+(``consumers/workers.py``: everything but torch's kernels holds the GIL, so one process could
+never score as fast as kafka-python fetches). Threads of the main process, one job each
+(DESIGN §5):
 
-- The **consumer thread** owns the ``KafkaConsumer`` (it is not thread-safe): it polls, hands
-  each partition's records to the worker through a bounded queue, pauses every assigned
-  partition when more than ``run.max_in_flight_records`` records wait (and resumes at half),
-  commits offsets the worker has made safe, and runs the rebalance callbacks. It keeps polling
-  while the worker is busy (a first model training takes seconds), so the group never drops
-  the instance for exceeding ``max.poll.interval.ms``.
-- The **worker thread** owns the state: one ``Detector`` and one ``ReadingDecoder`` per input
-  partition. For each batch it decodes, sends rejected records to the dead-letter topic,
-  runs the detector, and sends alerts keyed by ``dedup_key``. Every
-  ``run.checkpoint_interval_s`` it flushes the producer (idempotent, acks=all), writes the
-  state of every partition that moved to the state topic together with the offset of the
-  next record, and only then asks the consumer thread to commit those offsets.
+- The **consumer thread** owns the ``KafkaConsumer`` (it is not thread-safe): it polls, drops
+  records already processed (fetched before a seek took effect), splits each partition's batch
+  by Kafka key over the workers (an asset's readings always go to the same worker), pauses
+  every assigned partition when more than ``run.max_in_flight_records`` records wait (and
+  resumes at half), asks the workers for their state every ``run.checkpoint_interval_s``,
+  commits offsets made safe, and runs the rebalance callbacks. It never waits on scoring (a
+  first model training takes seconds), so the group never drops the instance for exceeding
+  ``max.poll.interval.ms``.
+- A **sender** and a **reader thread per worker**: the sender pickles work down the worker's
+  pipe; the reader handles its replies in order — dead letters and alerts (keyed by
+  ``dedup_key``) go to the idempotent acks=all producer, metrics are counted, a batch is
+  complete once every worker that got part of it has replied.
+- The **checkpoint thread**: once every worker has answered a snapshot request, it flushes
+  the producer, checks that the broker acknowledged every alert and dead letter sent before,
+  writes the partitions' state (every worker's shard, at the offset of the next record) to the
+  state topic, and only then hands the offsets to the consumer thread to commit.
 
 At-least-once, end to end: an offset is committed only after the alerts of every record before
 it are acknowledged by the broker and the state that produced them is durable. A crash replays
@@ -21,18 +28,20 @@ from the last checkpoint with that checkpoint's state, so replayed alerts carry 
 
 On assignment the consumer thread reads the partitions' checkpoints and seeks each partition
 to its checkpoint's offset (the checkpoint, not the committed offset, is the truth: it is the
-offset the state belongs to). On revocation it waits for the worker to finish what is queued,
-checkpoint and commit the revoked partitions. SIGTERM/SIGINT (``Service.stop``) do the same for
-every partition, then the consumer leaves the group.
+offset the state belongs to). On revocation it has the workers snapshot and drop the revoked
+partitions, writes their checkpoints and commits. SIGTERM/SIGINT (``Service.stop``) do the
+same for every partition, then the consumer leaves the group and the workers exit.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +59,22 @@ import streamvae as sv
 from consumers.checkpoint import Checkpoint, KafkaCheckpointStore
 from consumers.metrics import HealthServer, ServiceMetrics
 from consumers.settings import Settings
-from streamvae.detector import threshold_seeds_of
+from consumers.workers import AlertOut, WorkerPool, WorkerSpec, shard_of
 
-__all__ = ["STATE_FORMAT", "Service", "ServiceError", "dlq_headers"]
+__all__ = ["STATE_FORMAT", "Service", "ServiceError", "dlq_headers", "shards_of_state"]
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # {"format": 2, "workers": N, "shards": [{"detector": …, "decoder": …}, …]}
 _log = logging.getLogger("streamvae.service")
 _CLOUDEVENTS = ("content-type", b"application/cloudevents+json; charset=UTF-8")
+# a worker's shard of a partition: no reading yet / readings but no model yet / a model
+_EMPTY, _WARMING, _SCORING = 0, 1, 2
 
 
 class ServiceError(RuntimeError):
-    """The service cannot go on (the worker failed, the broker refused a write)."""
+    """The service cannot go on (a worker failed, the broker refused a write)."""
 
 
-def dlq_headers(record: Any, rejection: sv.Rejection) -> list[tuple[str, bytes]]:
+def dlq_headers(record: Any, reason: str, message: str) -> list[tuple[str, bytes]]:
     """The original headers plus Kafka Connect's error headers and our reason code."""
     headers = list(record.headers or [])
     headers += [
@@ -71,37 +82,95 @@ def dlq_headers(record: Any, rejection: sv.Rejection) -> list[tuple[str, bytes]]
         ("__connect.errors.partition", str(record.partition).encode()),
         ("__connect.errors.offset", str(record.offset).encode()),
         ("__connect.errors.exception.class.name", b"streamvae.RejectedReading"),
-        ("__connect.errors.exception.message", rejection.message.encode("utf-8", "replace")),
-        ("streamvae.reject.reason", rejection.reason.value.encode()),
+        ("__connect.errors.exception.message", message.encode("utf-8", "replace")),
+        ("streamvae.reject.reason", reason.encode()),
     ]
     return headers
 
 
-@dataclass(slots=True)
+def shards_of_state(where: str, state: Mapping[str, Any], workers: int) -> list[Any]:
+    """The per-worker shards of a checkpoint's state, checked against this run's worker count.
+
+    Format 1 (one detector per partition, before worker processes) is one shard.
+
+    Example:
+        >>> shards_of_state("t/0", {"format": 2, "workers": 1, "shards": [{}]}, 1)
+        [{}]
+    """
+    fmt = state.get("format")
+    if fmt == 1:
+        shards = [{"detector": state["detector"], "decoder": state["decoder"]}]
+    elif fmt == STATE_FORMAT:
+        shards = list(state["shards"])
+    else:
+        raise ServiceError(
+            f"checkpoint of {where} has state format {fmt!r}, expected 1 or {STATE_FORMAT}: it "
+            "was written by a newer streamvae; run that version (or a newer one)"
+        )
+    if len(shards) != workers:
+        raise ServiceError(
+            f"checkpoint of {where} was written with run.workers = {len(shards)} and this "
+            f"instance runs {workers}: each worker owns the assets whose keys hash to it, so "
+            f"the state cannot be split another way. Run with run.workers = {len(shards)} "
+            "(every instance of the group alike), or start cold under a new kafka.group_id "
+            "(the state and open alerts of the old group are not carried over)"
+        )
+    return shards
+
+
+@dataclass(slots=True, eq=False)
 class _Partition:
-    """What the worker keeps per input partition."""
+    """What the main process knows of an input partition (the workers hold its state)."""
 
     tp: TopicPartition
-    detector: sv.Detector
-    decoder: sv.ReadingDecoder
-    next_offset: int | None = None  # offset after the last processed record
-    checkpointed: int | None = None  # next_offset of the last durable checkpoint
+    workers: int
+    dispatched: int | None = None  # offset after the last record sent to the workers
+    completed: int | None = None  # offset after the last record every worker has finished
+    checkpointed: int | None = None  # the offset of the last durable checkpoint
+    seq: int = 0
+    restoring: int = 0  # workers that have not confirmed the assignment yet
+    shards: list[int] = field(default_factory=list)  # _EMPTY / _WARMING / _SCORING per worker
+
+    def __post_init__(self) -> None:
+        self.shards = [_EMPTY] * self.workers
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.tp.topic, self.tp.partition)
 
     @property
     def dirty(self) -> bool:
-        return self.next_offset is not None and self.next_offset != self.checkpointed
+        return self.dispatched is not None and self.dispatched != self.checkpointed
+
+    @property
+    def scoring(self) -> bool:
+        return _SCORING in self.shards and _WARMING not in self.shards
 
 
-@dataclass(slots=True)
-class _Barrier:
-    """Ask the worker to finish queued work, checkpoint ``tps`` (None: all) and, when
-    ``drop``, forget them; ``offsets`` is filled for the consumer thread to commit."""
+@dataclass(slots=True, eq=False)
+class _Batch:
+    """One polled batch of a partition, out at the workers."""
 
-    tps: frozenset[TopicPartition] | None
-    drop: bool
+    part: _Partition
+    end: int  # offset after its last record
+    newest_ms: int | None  # the newest record timestamp (end-to-end latency)
+    started: float
+    remaining: int  # workers yet to reply
+    records: dict[int, list[Any]]  # worker → its records (for dead letters)
+
+
+@dataclass(slots=True, eq=False)
+class _Snapshot:
+    """A snapshot request to every worker; complete when all of them replied."""
+
+    id: int
+    wanted: list[tuple[_Partition, int]]  # partition, the offset the state belongs to
+    remaining: int
+    background: bool
+    states: dict[int, dict[tuple[str, int], tuple[bytes, Any]]] = field(default_factory=dict)
+    gauges: dict[int, tuple[int, dict[str, float], set[str]]] = field(default_factory=dict)
+    pending: list[Any] = field(default_factory=list)  # producer futures to check first
     done: threading.Event = field(default_factory=threading.Event)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    error: BaseException | None = None
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -129,30 +198,32 @@ class Service:
         k = settings.kafka
         self._kwargs: dict[str, Any] = dict(settings.kafka.security.kafka_kwargs())
         self._bootstrap = list(k.bootstrap_servers)
-        self._artefact: sv.Artefact | None = None
-        self._seeds: dict[str, Any] = {}
+        self._workers = settings.run.workers
         if settings.run.model:
-            self._artefact = sv.load_artefact(settings.run.model)
-            self._seeds = threshold_seeds_of(self._artefact)
+            sv.load_artefact(settings.run.model)  # a bad artefact fails here, not in a worker
         self._stopping = threading.Event()
-        self._queue: queue.Queue[Any] = queue.Queue()
         self._commits: queue.Queue[dict[TopicPartition, int]] = queue.Queue()
         self._lock = threading.Lock()
         self._in_flight = 0
         self._paused = False
-        self._parts: dict[TopicPartition, _Partition] = {}  # worker-owned
-        self._parked: dict[TopicPartition, _Partition] = {}  # revoked, kept for a re-assignment
-        self._assigned: set[TopicPartition] = set()  # consumer-thread view
+        self._parts: dict[TopicPartition, _Partition] = {}  # assigned, state at the workers
+        self._parked: dict[TopicPartition, int | None] = {}  # dropped → offset checkpointed
+        self._assigned: set[TopicPartition] = set()
         self._to_assign: list[TopicPartition] = []  # assigned by the group, state not loaded
         self._closing = False
-        self._restored: set[TopicPartition] = set()  # worker has the partition's state
+        self._restored: set[TopicPartition] = set()  # every worker has the partition's state
         self._worker_error: BaseException | None = None
-        self._pending: list[Any] = []  # producer futures since the last checkpoint
+        self._batches: dict[tuple[tuple[str, int], int], _Batch] = {}
+        self._snapshots: dict[int, _Snapshot] = {}
+        self._snapshot_ids = itertools.count(1)
+        self._pending: list[Any] = []  # producer futures since the last snapshot
         self._last_checkpoint = time.monotonic()
-        self._cp_thread: threading.Thread | None = None
+        self._cp_busy = threading.Event()  # a background checkpoint is being taken
+        self._split_warned = -1e9  # when assets split over workers were last reported
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._store: KafkaCheckpointStore | None = None
+        self._pool: WorkerPool | None = None
         self.health: HealthServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,7 +243,7 @@ class Service:
         warming = [
             f"{tp.topic}/{tp.partition}"
             for tp, p in list(self._parts.items())
-            if tp in assigned and not p.detector.ready
+            if tp in assigned and not p.scoring
         ]
         if warming:
             return False, f"warming up (no model yet): {', '.join(sorted(warming))}"
@@ -181,6 +252,21 @@ class Service:
     def run(self) -> int:
         """Run until :meth:`stop`; returns the process exit status (0: clean shutdown)."""
         s = self.settings
+        specs = [
+            WorkerSpec(
+                index=i,
+                workers=self._workers,
+                detector=s.detector,
+                readings=s.readings,
+                model=s.run.model,
+                torch_threads=s.run.torch_threads,
+                log_level=s.run.log_level,
+            )
+            for i in range(self._workers)
+        ]
+        # the workers import torch and load the model while the topics and clients come up
+        self._pool = WorkerPool(specs, self._on_reply).start(self._on_worker_error)
+        _log.info("started %d worker process(es): pids %s", self._workers, self._pool.pids())
         self._ensure_topics()
         self._producer = KafkaProducer(
             bootstrap_servers=self._bootstrap,
@@ -203,8 +289,6 @@ class Service:
                 self.metrics, self.ready, host=s.run.metrics_host, port=s.run.metrics_port
             ).start()
             _log.info("metrics and health on %s", self.health.url, extra={"url": self.health.url})
-        worker = threading.Thread(target=self._work, name="streamvae-worker", daemon=True)
-        worker.start()
         self._consumer = KafkaConsumer(
             bootstrap_servers=self._bootstrap,
             group_id=s.kafka.group_id,
@@ -232,10 +316,7 @@ class Service:
         code = 0
         try:
             while not self._stopping.is_set():
-                if self._worker_error is not None:
-                    raise ServiceError(f"the worker failed: {self._worker_error!r}") from (
-                        self._worker_error
-                    )
+                self._raise_worker_error()
                 if self.health is not None:
                     self.health.beat()
                 self._poll_once()
@@ -245,6 +326,18 @@ class Service:
             code = 1
             self._close(commit=False)
         return code
+
+    def _raise_worker_error(self) -> None:
+        if self._worker_error is not None:
+            raise ServiceError(f"the service cannot go on: {self._worker_error}") from (
+                self._worker_error
+            )
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        if self._worker_error is None:
+            self._worker_error = exc
+        for snap in list(self._snapshots.values()):
+            snap.done.set()  # nobody waits forever on a worker that is gone
 
     def _poll_once(self) -> None:
         consumer = self._consumer
@@ -256,17 +349,47 @@ class Service:
         if self._to_assign:
             self._finish_assignment()
         for tp, records in batches.items():
-            if not records:
-                continue
-            with self._lock:
-                self._in_flight += len(records)
-            self.metrics.records_consumed.labels(topic=tp.topic, partition=str(tp.partition)).inc(
-                len(records)
-            )
-            self._queue.put(("records", tp, records))
+            if records:
+                self._dispatch(tp, records)
         self._backpressure()
         self._apply_commits()
+        self._maybe_checkpoint()
         self._update_lag()
+
+    def _dispatch(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Split a polled batch by key over the workers (consumer thread)."""
+        self.metrics.records_consumed.labels(topic=tp.topic, partition=str(tp.partition)).inc(
+            len(records)
+        )
+        part = self._parts.get(tp)
+        pool = self._pool
+        assert pool is not None
+        if part is None:
+            return  # revoked since the fetch: its next owner reads it from the checkpoint
+        if part.dispatched is not None and records[0].offset < part.dispatched:
+            # fetched before the seek to the checkpoint took effect: already processed
+            records = [r for r in records if r.offset >= part.dispatched]
+            if not records:
+                return
+        workers = self._workers
+        split: dict[int, list[Any]]
+        if workers == 1:
+            split = {0: records}
+        else:
+            split = {}
+            for r in records:
+                split.setdefault(shard_of(r.key, workers), []).append(r)
+        newest = max((r.timestamp for r in records if r.timestamp is not None), default=None)
+        batch = _Batch(part, records[-1].offset + 1, newest, time.perf_counter(), len(split), split)
+        seq = part.seq
+        part.seq += 1
+        with self._lock:
+            self._in_flight += len(records)
+            self._batches[(part.key, seq)] = batch
+        for w, mine in split.items():
+            offsets = array("q", [r.offset for r in mine]).tobytes()
+            pool.send(w, ("records", part.key, seq, [r.value for r in mine], offsets))
+        part.dispatched = batch.end
 
     def _backpressure(self) -> None:
         consumer = self._consumer
@@ -318,42 +441,37 @@ class Service:
         for tp in list(self._assigned):
             high = consumer.highwater(tp)
             part = self._parts.get(tp)
-            if high is None or part is None or part.next_offset is None:
+            if high is None or part is None or part.completed is None:
                 continue
             self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                max(0, high - part.next_offset)
+                max(0, high - part.completed)
             )
 
     def _shutdown(self) -> int:
-        _log.info("stopping: finishing the batch in hand, checkpointing, committing")
-        barrier = _Barrier(None, drop=True)
-        self._queue.put(("barrier", barrier))
-        timeout = self.settings.run.shutdown_timeout_s
-        deadline = time.monotonic() + timeout
-        consumer = self._consumer
-        assert consumer is not None
-        while not barrier.done.wait(0.1):
-            if time.monotonic() > deadline or self._worker_error is not None:
-                _log.warning(
-                    "shutdown: the worker did not finish within %.0f s; leaving the group without"
-                    " a last checkpoint (the records since the last one will be replayed)",
-                    timeout,
-                )
-                self._close(commit=False)
-                return 0
-        if barrier.error is not None:
-            _log.error("shutdown: the last checkpoint failed: %s", barrier.error)
+        _log.info("stopping: finishing the batches in hand, checkpointing, committing")
+        deadline = time.monotonic() + self.settings.run.shutdown_timeout_s
+        try:
+            offsets = self._settle(list(self._parts.values()), drop=True, deadline=deadline)
+        except TimeoutError:
+            _log.warning(
+                "shutdown: the workers did not finish within %.0f s; leaving the group without"
+                " a last checkpoint (the records since the last one will be replayed)",
+                self.settings.run.shutdown_timeout_s,
+            )
+            self._close(commit=False)
+            return 0
+        except Exception as exc:
+            _log.error("shutdown: the last checkpoint failed: %s", exc)
             self._close(commit=False)
             return 1
         self._apply_commits()
-        self._commit(barrier.offsets)
+        self._commit(offsets)
         self._close(commit=True)
         _log.info("stopped cleanly")
         return 0
 
     def _close(self, commit: bool) -> None:
         self._closing = True  # the consumer's close() revokes: everything is settled by now
-        self._queue.put(("stop",))
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -365,6 +483,8 @@ class Service:
                 self._producer.close(timeout=5)
             except Exception as exc:
                 _log.warning("closing the producer: %s", exc)
+        if self._pool is not None:
+            self._pool.join(timeout_s=3.0)
         if self.health is not None:
             self.health.stop()
 
@@ -400,7 +520,7 @@ class Service:
     # kafka-python 3 runs these callbacks on its network loop, where a blocking client call
     # (a commit, a read of the state topic) would wait on the very loop it blocks. So the
     # assignment callback only pauses the new partitions and the consumer thread loads their
-    # state after poll() returns; the revocation callback waits for the worker to checkpoint
+    # state after poll() returns; the revocation callback has the workers checkpoint and drop
     # the revoked partitions (the fence: nobody writes their state after this returns) but
     # commits nothing — the checkpoint already holds the offset the next owner will seek to.
 
@@ -410,17 +530,19 @@ class Service:
         self.metrics.rebalances.labels(kind="revoked").inc()
         gone = set(revoked)
         self._to_assign = [tp for tp in self._to_assign if tp not in gone]
-        mine = [tp for tp in revoked if tp in self._assigned]
-        if not mine:
-            return
-        barrier = _Barrier(frozenset(mine), drop=True)
-        self._queue.put(("barrier", barrier))
-        barrier.done.wait()
-        for tp in mine:
+        mine = [self._parts[tp] for tp in revoked if tp in self._parts]
+        if mine:
+            try:
+                self._settle(mine, drop=True, deadline=None)
+            except Exception as exc:  # the poll loop stops the service on a worker error
+                _log.error("checkpointing the revoked partitions failed: %s", exc)
+        for tp in revoked:
             self._assigned.discard(tp)
             self._restored.discard(tp)
+            self._parts.pop(tp, None)
         self.metrics.assigned_partitions.set(len(self._assigned))
-        _log.info("revoked %s", _names(mine))
+        if mine:
+            _log.info("revoked %s", _names(p.tp for p in mine))
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="assigned").inc()
@@ -432,15 +554,28 @@ class Service:
             self._to_assign.extend(new)
 
     def _finish_assignment(self) -> None:
-        consumer, store = self._consumer, self._store
+        consumer, store, pool = self._consumer, self._store, self._pool
         assert consumer is not None
         assert store is not None
+        assert pool is not None
         pending, self._to_assign = self._to_assign, []
         found = store.load([(tp.topic, tp.partition) for tp in pending])
+        workers = self._workers
         for tp in pending:
             cp = found.get((tp.topic, tp.partition))
+            part = _Partition(tp, workers, restoring=workers)
+            parked = self._parked.pop(tp, None)
+            shards: list[Any] | None = None
+            reuse = False
+            offset: int | None = None
             if cp is not None:
-                consumer.seek(tp, cp.next_offset)
+                offset = cp.next_offset
+                reuse = parked is not None and parked == offset  # our own last checkpoint
+                if not reuse:
+                    assert isinstance(cp.state, Mapping)
+                    shards = shards_of_state(f"{tp.topic}/{tp.partition}", cp.state, workers)
+                consumer.seek(tp, offset)
+                part.dispatched = part.completed = part.checkpointed = offset
             else:
                 committed = consumer.committed(tp)
                 if committed is not None:
@@ -452,208 +587,211 @@ class Service:
                         committed,
                         self.settings.kafka.state_topic,
                     )
+            self._parts[tp] = part
             self._assigned.add(tp)
-            self._queue.put(("assign", tp, cp))
+            for w in range(workers):
+                shard = shards[w] if shards is not None else None
+                pool.send(w, ("assign", part.key, shard, offset, reuse))
+            if cp is not None and not reuse:
+                _log.info("restoring %s/%d at offset %d", tp.topic, tp.partition, offset)
         if not self._paused:
             consumer.resume(*pending)
         self.metrics.assigned_partitions.set(len(self._assigned))
         _log.info("assigned %s (%d with a checkpoint)", _names(pending), len(found))
 
-    # ------------------------------------------------------------------ worker
+    # ------------------------------------------------------------------ replies (readers)
 
-    def _work(self) -> None:
-        interval = self.settings.run.checkpoint_interval_s
-        while True:
-            try:
-                item = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                item = None
-            try:
-                if item is None:
-                    pass
-                elif item[0] == "records":
-                    self._process(item[1], item[2])
-                elif item[0] == "assign":
-                    self._assign(item[1], item[2])
-                elif item[0] == "barrier":
-                    self._barrier(item[1])
-                elif item[0] == "stop":
-                    return
-                if time.monotonic() - self._last_checkpoint >= interval:
-                    busy = self._cp_thread is not None and self._cp_thread.is_alive()
-                    if not busy:
-                        dirty = [p for p in self._parts.values() if p.dirty]
-                        self._checkpoint(dirty, background=True)
-            except BaseException as exc:  # the consumer thread stops the service
-                self._worker_error = exc
-                _log.exception("worker failed")
-                if item is not None and item[0] == "barrier":
-                    item[1].error = exc
-                    item[1].done.set()
-                return
-
-    def _new_detector(self) -> sv.Detector:
-        if self._artefact is not None:
-            return sv.Detector.from_artefact(self.settings.detector, self._artefact)
-        return sv.Detector(self.settings.detector)
-
-    def _assign(self, tp: TopicPartition, cp: Checkpoint | None) -> None:
-        parked = self._parked.pop(tp, None)
-        if parked is not None and cp is not None and parked.checkpointed == cp.next_offset:
-            self._parts[tp] = parked  # our own last checkpoint: no need to read it back
-        elif cp is not None:
-            state = cp.state
-            if state.get("format") != STATE_FORMAT:
-                raise ServiceError(
-                    f"checkpoint of {tp.topic}/{tp.partition} has state format "
-                    f"{state.get('format')!r}, expected {STATE_FORMAT}"
-                )
-            detector = sv.Detector.restore(
-                self.settings.detector, state["detector"], threshold_seeds=self._seeds
-            )
-            decoder = sv.ReadingDecoder.restore(self.settings.readings, state["decoder"])
-            self._parts[tp] = _Partition(tp, detector, decoder, cp.next_offset, cp.next_offset)
-            _log.info(
-                "restored %s/%d at offset %d (model %s)",
-                tp.topic,
-                tp.partition,
-                cp.next_offset,
-                detector.model_version or "none yet",
-            )
+    def _on_reply(self, worker: int, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "done":
+            self._on_done(worker, *message[1:])
+        elif kind == "assigned":
+            _, key, shard, _version = message
+            part = self._parts.get(TopicPartition(*key))
+            if part is not None:
+                part.shards[worker] = shard
+                with self._lock:
+                    part.restoring -= 1
+                    if part.restoring == 0:
+                        self._restored.add(part.tp)
+        elif kind == "snapshot":
+            self._on_snapshot(worker, *message[1:])
         else:
-            self._parts[tp] = _Partition(
-                tp, self._new_detector(), sv.ReadingDecoder(self.settings.readings)
+            raise ServiceError(f"unknown reply {kind!r} from worker {worker}")
+
+    def _on_done(
+        self,
+        worker: int,
+        key: tuple[str, int],
+        seq: int,
+        n: int,
+        rejections: list[tuple[int, str, str]],
+        alerts: list[AlertOut],
+        scored: int,
+        seconds: float,
+        shard: int,
+        _version: str,
+    ) -> None:
+        with self._lock:
+            batch = self._batches[(key, seq)]
+        records = batch.records.pop(worker)
+        producer = self._producer
+        assert producer is not None
+        k = self.settings.kafka
+        m = self.metrics
+        futures = []
+        for i, reason, message in rejections:
+            r = records[i]
+            m.records_invalid.labels(reason=reason).inc()
+            m.dlq_records.inc()
+            futures.append(
+                producer.send(
+                    k.dlq_topic,
+                    key=r.key,
+                    value=r.value,
+                    headers=dlq_headers(r, reason, message),
+                )
             )
-        self._restored.add(tp)
-
-    def _process(self, tp: TopicPartition, records: Sequence[Any]) -> None:
-        started = time.perf_counter()
-        try:
-            part = self._parts.get(tp)
-            if part is None:
-                return  # revoked while queued: the new owner replays from the checkpoint
-            if part.next_offset is not None and records[0].offset < part.next_offset:
-                # fetched before the seek to the checkpoint took effect: already processed
-                records = [r for r in records if r.offset >= part.next_offset]
-                if not records:
-                    return
-            producer = self._producer
-            assert producer is not None
-            k = self.settings.kafka
-            readings: list[sv.Reading] = []
-            for r in records:
-                item = part.decoder.decode(r.value, sv.SourceRef(r.topic, r.partition, r.offset))
-                if isinstance(item, sv.Rejection):
-                    self.metrics.records_invalid.labels(reason=item.reason.value).inc()
-                    self.metrics.dlq_records.inc()
-                    self._pending.append(
-                        producer.send(
-                            k.dlq_topic, key=r.key, value=r.value, headers=dlq_headers(r, item)
-                        )
-                    )
-                else:
-                    readings.append(item)
-            scored_before = part.detector.stats.windows_scored
-            t0 = time.perf_counter()
-            alerts = part.detector.process(readings)
-            self.metrics.inference_seconds.observe(time.perf_counter() - t0)
-            self.metrics.windows_scored.inc(part.detector.stats.windows_scored - scored_before)
-            for alert in alerts:
-                self.metrics.alerts.labels(status=alert.status).inc()
-                self._pending.append(
-                    producer.send(
-                        k.alert_topic,
-                        key=alert.dedup_key.encode(),
-                        value=alert.to_json(),
-                        headers=[_CLOUDEVENTS],
-                    )
+        m.inference_seconds.observe(seconds)
+        m.windows_scored.inc(scored)
+        for alert in alerts:
+            m.alerts.labels(status=alert.status).inc()
+            futures.append(
+                producer.send(
+                    k.alert_topic,
+                    key=alert.dedup_key.encode(),
+                    value=alert.value,
+                    headers=[_CLOUDEVENTS],
                 )
-                _log.info(
-                    "alert %s %s: %s",
-                    alert.status,
-                    alert.asset,
-                    alert.summary,
-                    extra={"asset": alert.asset, "status": alert.status, "id": alert.id},
-                )
-            part.next_offset = records[-1].offset + 1
-            self.metrics.records_processed.inc(len(records))
-            newest = max((r.timestamp for r in records if r.timestamp is not None), default=None)
-            if newest is not None and newest > 0:
-                self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - newest / 1000))
-        finally:
-            with self._lock:
-                self._in_flight -= len(records)
-            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            )
+            _log.info(
+                "alert %s %s: %s",
+                alert.status,
+                alert.asset,
+                alert.summary,
+                extra={"asset": alert.asset, "status": alert.status, "id": alert.id},
+            )
+        batch.part.shards[worker] = shard
+        m.records_processed.inc(n)
+        with self._lock:
+            self._pending.extend(futures)
+            self._in_flight -= n
+            batch.remaining -= 1
+            finished = batch.remaining == 0
+            if finished:
+                del self._batches[(key, seq)]
+        if finished:
+            batch.part.completed = batch.end
+            if batch.newest_ms is not None and batch.newest_ms > 0:
+                m.end_to_end_seconds.observe(max(0.0, time.time() - batch.newest_ms / 1000))
+            m.batch_seconds.observe(time.perf_counter() - batch.started)
 
-    def _barrier(self, barrier: _Barrier) -> None:
-        try:
-            parts = [p for tp, p in self._parts.items() if barrier.tps is None or tp in barrier.tps]
-            barrier.offsets = self._checkpoint([p for p in parts if p.dirty])
-            if barrier.drop:
-                for p in parts:
-                    self._parts.pop(p.tp, None)
-                    self._parked[p.tp] = p
-        except BaseException as exc:
-            barrier.error = exc
-            raise
-        finally:
-            barrier.done.set()
-
-    def _checkpoint(
-        self, parts: list[_Partition], background: bool = False
-    ) -> dict[TopicPartition, int]:
-        """Capture the state of ``parts`` now, then make it durable: flush alerts and dead
-        letters, check the broker acknowledged every one, write the checkpoints. Returns the
-        offsets to commit (synchronous), or queues them for the consumer thread once the write
-        is done (``background``: encoding, compression and the broker round trips run beside
-        the worker, so a checkpoint never stalls scoring for long)."""
-        self._last_checkpoint = time.monotonic()
-        self._join_checkpoint()
-        self._export_gauges()
-        pending, self._pending = self._pending, []
-        captured = []
-        for p in parts:
-            assert p.next_offset is not None
-            snapshot = p.detector.snapshot(include_model=True)
-            state = {"format": STATE_FORMAT, "detector": snapshot, "decoder": p.decoder.snapshot()}
-            model = snapshot["model"]
+    def _on_snapshot(
+        self,
+        worker: int,
+        request: int,
+        states: dict[tuple[str, int], tuple[bytes, Any]],
+        gauges: tuple[int, dict[str, float], set[str]],
+    ) -> None:
+        snap = self._snapshots[request]
+        snap.states[worker] = states
+        snap.gauges[worker] = gauges
+        for _, model in states.values():
             if model is not None:
-                self.metrics.set_model(str(model["version"]), str(model["hash"]))
-            captured.append((p, Checkpoint(p.tp.topic, p.tp.partition, p.next_offset, state)))
-        if not background:
-            return self._write(pending, captured)
+                self.metrics.set_model(*model)
+                break
+        with self._lock:
+            snap.remaining -= 1
+            complete = snap.remaining == 0
+            if complete:
+                # every alert of the batches before this snapshot was sent before its reply
+                snap.pending, self._pending = self._pending, []
+        if not complete:
+            return
+        self._export_gauges(snap)
+        del self._snapshots[request]
+        snap.done.set()
+        if snap.background:
+            threading.Thread(
+                target=self._write_background, args=(snap,), name="streamvae-checkpoint"
+            ).start()
 
-        def write() -> None:
-            try:
-                offsets = self._write(pending, captured)
-            except BaseException as exc:
-                self._worker_error = exc
-                _log.exception("background checkpoint failed")
-            else:
-                if offsets:
-                    self._commits.put(offsets)
+    # ------------------------------------------------------------------ checkpoints
 
-        self._cp_thread = threading.Thread(target=write, name="streamvae-checkpoint", daemon=True)
-        self._cp_thread.start()
-        return {}
+    def _request(
+        self, parts: list[_Partition], drop: list[_Partition], background: bool
+    ) -> _Snapshot:
+        """Ask every worker for the state of the dirty ``parts`` (and to drop ``drop``)."""
+        pool = self._pool
+        assert pool is not None
+        wanted = [(p, p.dispatched) for p in parts if p.dirty and p.dispatched is not None]
+        snap = _Snapshot(next(self._snapshot_ids), wanted, self._workers, background)
+        self._snapshots[snap.id] = snap
+        pool.broadcast(
+            ("snapshot", snap.id, [(p.key, o) for p, o in wanted], [p.key for p in drop])
+        )
+        return snap
 
-    def _join_checkpoint(self) -> None:
-        """Wait for a background checkpoint in flight (one at a time)."""
-        thread, self._cp_thread = self._cp_thread, None
-        if thread is not None:
-            thread.join()
-        if self._worker_error is not None:
-            raise ServiceError(f"a checkpoint failed: {self._worker_error!r}")
+    def _maybe_checkpoint(self) -> None:
+        """Every ``run.checkpoint_interval_s``, one background checkpoint at a time."""
+        now = time.monotonic()
+        if (
+            self._cp_busy.is_set()
+            or now - self._last_checkpoint < self.settings.run.checkpoint_interval_s
+        ):
+            return
+        self._last_checkpoint = now
+        dirty = [p for p in self._parts.values() if p.dirty and p.restoring == 0]
+        if dirty:
+            self._cp_busy.set()
+            self._request(dirty, [], background=True)
 
-    def _write(
-        self, pending: list[Any], captured: list[tuple[_Partition, Checkpoint]]
+    def _settle(
+        self, parts: list[_Partition], drop: bool, deadline: float | None
     ) -> dict[TopicPartition, int]:
+        """Checkpoint ``parts`` now (after any background checkpoint), optionally dropping
+        them at the workers; returns the offsets to commit."""
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        while self._cp_busy.is_set():
+            self._raise_worker_error()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("a background checkpoint did not finish in time")
+            time.sleep(0.01)
+        snap = self._request(parts, parts if drop else [], background=False)
+        if not snap.done.wait(left()):
+            raise TimeoutError("the workers did not answer the snapshot request in time")
+        self._raise_worker_error()
+        offsets = self._write(snap)
+        if drop:
+            for p in parts:
+                self._parked[p.tp] = p.checkpointed
+        self._last_checkpoint = time.monotonic()
+        return offsets
+
+    def _write_background(self, snap: _Snapshot) -> None:
+        try:
+            offsets = self._write(snap)
+        except BaseException as exc:
+            self._on_worker_error(exc)
+            _log.exception("background checkpoint failed")
+        else:
+            if offsets:
+                self._commits.put(offsets)
+        finally:
+            self._cp_busy.clear()
+
+    def _write(self, snap: _Snapshot) -> dict[TopicPartition, int]:
+        """Make a completed snapshot durable: flush alerts and dead letters, check the broker
+        acknowledged every one, write the checkpoints; returns the offsets to commit."""
         producer, store = self._producer, self._store
         assert producer is not None
         assert store is not None
         timeout = self.settings.kafka.request_timeout_ms / 1000
         producer.flush(timeout=timeout)
-        for f in pending:
+        for f in snap.pending:
             try:
                 f.get(timeout=timeout)
             except Exception as exc:
@@ -661,8 +799,19 @@ class Service:
                 raise ServiceError(
                     f"the broker did not acknowledge an alert or dead letter: {exc}"
                 ) from exc
-        if not captured:
+        if not snap.wanted:
             return {}
+        head = b'{"format":%d,"workers":%d,"shards":[' % (STATE_FORMAT, self._workers)
+        captured = []
+        for p, offset in snap.wanted:
+            bodies = [snap.states.get(w, {}).get(p.key) for w in range(self._workers)]
+            missing = [w for w, b in enumerate(bodies) if b is None]
+            if missing:
+                raise ServiceError(
+                    f"worker(s) {missing} had no state for {p.tp.topic}/{p.tp.partition}"
+                )
+            state = head + b",".join(b[0] for b in bodies if b is not None) + b"]}"
+            captured.append((p, Checkpoint(p.tp.topic, p.tp.partition, offset, state)))
         try:
             size = store.save([cp for _, cp in captured])
         except Exception:
@@ -672,23 +821,31 @@ class Service:
         for p, cp in captured:
             p.checkpointed = cp.next_offset
         _log.debug("checkpointed %d partition(s), %d bytes", len(captured), size)
-        return {cp_tp(cp): cp.next_offset for _, cp in captured}
+        return {p.tp: cp.next_offset for p, cp in captured}
 
-    def _export_gauges(self) -> None:
+    def _export_gauges(self, snap: _Snapshot) -> None:
         active = 0
         thresholds: dict[str, float] = {}
-        for p in list(self._parts.values()):
-            d = p.detector
-            active += len(d.alerter.active())
-            for asset in d.thresholds.assets:
-                thresholds[asset] = d.thresholds.get(asset)
-
+        owner: dict[str, int] = {}
+        split: set[str] = set()
+        for worker, (count, values, assets) in sorted(snap.gauges.items()):
+            active += count
+            thresholds.update(values)
+            for asset in assets:
+                if owner.setdefault(asset, worker) != worker:
+                    split.add(asset)
         self.metrics.active_alerts.set(active)
         self.metrics.set_thresholds(thresholds)
-
-
-def cp_tp(cp: Checkpoint) -> TopicPartition:
-    return TopicPartition(cp.topic, cp.partition)
+        now = time.monotonic()
+        if split and now - self._split_warned >= 600:
+            self._split_warned = now
+            _log.error(
+                "%d asset(s) have readings in more than one worker (%s): their readings carry "
+                "different Kafka keys, so each worker sees part of the asset. Key every reading "
+                "of an asset alike (the asset id), or set run.workers = 1",
+                len(split),
+                ", ".join(sorted(split)[:5]),
+            )
 
 
 def _names(tps: Iterable[TopicPartition]) -> str:

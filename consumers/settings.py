@@ -522,7 +522,11 @@ class RunSettings:
 
     ``metrics_port`` 0 binds any free port and -1 starts no HTTP server;
     ``max_in_flight_records`` bounds the records polled but not yet committed (backpressure);
-    ``model`` is a model artefact to start from instead of warming up, and must exist.
+    ``model`` is a model artefact to start from instead of warming up, and must exist;
+    ``workers`` is the number of scoring processes (decode + detect beside the consumer; set it
+    to the cores the service may use, minus one for the consumer when there are 3 or more) and
+    ``torch_threads`` the intra-op threads of each. Every instance of a group must run the same
+    ``workers``: a checkpoint holds one shard per worker (``docs/service.md``).
 
     Example:
         >>> RunSettings(metrics_port=-1, log_format="json").checkpoint_interval_s
@@ -542,6 +546,8 @@ class RunSettings:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     checkpoint_interval_s: float = field(default=5.0, metadata=_bounds(gt=0))
     max_in_flight_records: int = field(default=20_000, metadata=_bounds(ge=1))
+    workers: int = field(default=1, metadata=_bounds(ge=1, le=64))
+    torch_threads: int = field(default=1, metadata=_bounds(ge=1, le=64))
     shutdown_timeout_s: float = field(default=10.0, metadata=_bounds(gt=0))
     model: str | None = None
     site: str | None = None

@@ -317,3 +317,16 @@ def test_snapshot_json_restore_continues_bit_identically(mode, seed, n, cut_frac
     got = restored.update_many([a for a, _ in rest], [s for _, s in rest])
     assert got == expected
     assert [restored.get(a) for a in "ab"] == [uncut.get(a) for a in "ab"]
+
+
+def test_the_baseline_median_is_numpys_median_at_every_size():
+    from streamvae.threshold import _TopWindow
+
+    rng = np.random.default_rng(7)
+    window = _TopWindow(600, 0.995)
+    values = rng.normal(size=1500)
+    for i, v in enumerate(values):
+        window.push(float(v))
+        if i % 7 == 0 or i < 40:
+            held = values[max(0, i + 1 - 600) : i + 1]
+            assert window.median() == float(np.median(held)), i
