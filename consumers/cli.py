@@ -20,11 +20,12 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -154,6 +155,12 @@ def _configs(args: argparse.Namespace, channels: tuple[str, ...]) -> tuple[Any, 
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
+    if args.follow:
+        if not args.config:
+            raise CLIError("train --follow needs --config FILE (the serving group's settings)")
+        return _serve(args, role="train")
+    if not args.out:
+        raise CLIError("train needs --out FILE (where the artefact is written)")
     if args.csv:
         channels, values = read_csv_channels(Path(args.csv), args.channels, args.exclude)
         source = {"kind": "csv", "path": str(args.csv), "rows": int(values.shape[0])}
@@ -423,8 +430,71 @@ def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if found == len(faults) and same else 1
 
 
+def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
+    """The model registry: list versions, show one, roll back the serving pointer, export."""
+    root = args.registry or os.environ.get("STREAMVAE_REGISTRY")
+    if not root:
+        raise CLIError("no registry: pass --registry DIR or set STREAMVAE_REGISTRY")
+    if not os.path.isdir(root):
+        raise CLIError(f"no registry at {root!r} (a directory of v0001.safetensors, …)")
+    reg = sv.ModelRegistry(root)
+
+    def when(ts: float) -> str:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+    if args.action == "list":
+        infos = reg.list()
+        if not infos:
+            out.write(f"{root}: no versions yet\n")
+            return 0
+        out.write(f"{'':2}{'version':<9}{'created (UTC)':<22}{'size':>9}  reason / gate\n")
+        for i in infos:
+            gate = i.metadata.get("gate") or {}
+            why = str(i.metadata.get("reason", "-"))
+            if gate:
+                why += f" / {gate.get('reason', '')}"
+            mark = "* " if i.latest else "  "
+            out.write(
+                f"{mark}{i.version:<9}{when(i.created):<22}{i.size / 1024:>6.0f} KiB  {why}\n"
+            )
+        out.write("(* = latest: what services start from and swap to)\n")
+        return 0
+    if args.action == "show":
+        version = args.version or reg.latest()
+        if version is None:
+            raise CLIError(f"{root}: no versions yet")
+        i = reg.info(version)
+        doc = {
+            "version": i.version,
+            "latest": i.latest,
+            "created": when(i.created),
+            "content_hash": i.content_hash,
+            "size_bytes": i.size,
+            "metadata": dict(i.metadata),
+        }
+        out.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return 0
+    if args.action == "rollback":
+        before = reg.latest()
+        to = reg.rollback(args.version)
+        out.write(f"latest: {before} -> {to}\n")
+        return 0
+    # export
+    if not args.version or not args.dest:
+        raise CLIError(
+            "models export needs VERSION and DEST: streamvae models export v0003 m.safetensors"
+        )
+    target = reg.export(args.version, args.dest)
+    out.write(f"exported {args.version} to {target}\n")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """The Kafka service: blocks until SIGTERM/SIGINT, then shuts down cleanly (exit 0)."""
+    return _serve(args, role="serve")
+
+
+def _serve(args: argparse.Namespace, role: Literal["serve", "train"]) -> int:
     import faulthandler
     import signal
 
@@ -435,7 +505,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     settings = Settings.load(args.config)
     log = setup_logging(args.log_format or settings.run.log_format, settings.run.log_level)
     log.info("starting streamvae %s", sv.__version__, extra={"settings": settings.redacted()})
-    service = Service(settings)
+    service = Service(settings, role=role)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("received %s: shutting down", signal.Signals(signum).name)
@@ -496,6 +566,15 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", help="CSV file, one row per time step, one column per channel")
     src.add_argument("--synthetic", action="store_true", help="train on the simulated plant")
+    src.add_argument(
+        "--follow",
+        action="store_true",
+        help="the group's trainer as its own process: consume the sensor topics (group "
+        "<group_id>.trainer), retrain and publish models for the serving instances (set "
+        'run.trainer = "off" there); blocks until SIGTERM',
+    )
+    p.add_argument("--config", default=None, help="--follow: the serving group's settings")
+    p.add_argument("--log-format", choices=["text", "json"], default=None)
     p.add_argument("--steps", type=int, default=5760, help="synthetic steps (default 5760)")
     p.add_argument(
         "--channels",
@@ -508,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="comma-separated columns to ignore, e.g. label columns",
     )
-    p.add_argument("--out", required=True, help="artefact path, e.g. model.safetensors")
+    p.add_argument("--out", default=None, help="artefact path, e.g. model.safetensors")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     _model_args(p)
     p.set_defaults(func=cmd_train)
@@ -520,6 +599,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1, help="posterior samples L (default 1)")
     p.add_argument("--out", default="scores.csv")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "models", help="the model registry: list | show [V] | rollback [V] | export V DEST"
+    )
+    p.add_argument("action", choices=["list", "show", "rollback", "export"])
+    p.add_argument("version", nargs="?", default=None, help="a version, e.g. v0003")
+    p.add_argument("dest", nargs="?", default=None, help="export: a file or directory")
+    p.add_argument("--registry", default=None, help="the registry directory ($STREAMVAE_REGISTRY)")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("inspect", help="show an artefact's manifest and verify its hash")
     p.add_argument("path")

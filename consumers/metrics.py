@@ -176,6 +176,18 @@ class ServiceMetrics:
             ["result"],
             registry=r,
         )
+        self.retrains: Final = Counter(
+            "streamvae_retrains",
+            "Retrains of the group's model finished on this instance, by result "
+            "(promoted/rejected).",
+            ["result"],
+            registry=r,
+        )
+        self.model_swaps: Final = Counter(
+            "streamvae_model_swaps",
+            "Newer group models this instance swapped its detectors to (from the models topic).",
+            registry=r,
+        )
         self.rebalances: Final = Counter(
             "streamvae_rebalances",
             "Consumer-group rebalance callbacks, by kind (assigned/revoked).",

@@ -35,16 +35,19 @@ same for every partition, then the consumer leaves the group and the workers exi
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import itertools
 import logging
+import multiprocessing
 import queue
 import threading
 import time
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from kafka import (
     ConsumerRebalanceListener,
     KafkaAdminClient,
@@ -60,6 +63,8 @@ from consumers.checkpoint import Checkpoint, KafkaCheckpointStore
 from consumers.metrics import HealthServer, ServiceMetrics
 from consumers.settings import Settings
 from consumers.workers import AlertOut, WorkerPool, WorkerSpec, shard_of
+from streamvae.continual import train_job, training_payload
+from streamvae.registry import version_name
 
 __all__ = ["STATE_FORMAT", "Service", "ServiceError", "dlq_headers", "shards_of_state"]
 
@@ -168,7 +173,9 @@ class _Snapshot:
     remaining: int
     background: bool
     states: dict[int, dict[tuple[str, int], tuple[bytes, Any]]] = field(default_factory=dict)
-    gauges: dict[int, tuple[int, dict[str, float], set[str]]] = field(default_factory=dict)
+    gauges: dict[int, tuple[int, dict[str, float], set[str], list[str], int]] = field(
+        default_factory=dict
+    )
     pending: list[Any] = field(default_factory=list)  # producer futures to check first
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -192,9 +199,20 @@ class Service:
         >>> # raise SystemExit(Service(settings).run())   # blocks; stop() from a signal handler
     """
 
-    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ServiceMetrics | None = None,
+        role: Literal["serve", "train"] = "serve",
+    ) -> None:
+        if role not in ("serve", "train"):
+            raise ValueError(f"role must be 'serve' or 'train', got {role!r}")
         self.settings = settings
         self.metrics = metrics or ServiceMetrics()
+        # "train" (`streamvae train --follow`): the same pipeline in its own consumer group
+        # (``<group_id>.trainer``), publishing nothing but models for the serving group
+        self.role = role
+        self._group = settings.kafka.group_id + (".trainer" if role == "train" else "")
         k = settings.kafka
         self._kwargs: dict[str, Any] = dict(settings.kafka.security.kafka_kwargs())
         self._bootstrap = list(k.bootstrap_servers)
@@ -220,6 +238,16 @@ class Service:
         self._last_checkpoint = time.monotonic()
         self._cp_busy = threading.Event()  # a background checkpoint is being taken
         self._split_warned = -1e9  # when assets split over workers were last reported
+        # continual learning (docs/continual.md): the group's model version, the trainer
+        self._group_version = 0  # the newest version number seen on the models topic
+        self._due: list[str] = []  # retrain reasons the workers' shards reported last
+        self._buffered = 0
+        self._training: _TrainingRequest | None = None
+        self._trainer: cf.ProcessPoolExecutor | None = None
+        self._train_future: cf.Future[dict[str, Any]] | None = None
+        self._train_reason = ""
+        self._serving_number = 0  # the version the running retrain started from
+        self._models_thread: threading.Thread | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._store: KafkaCheckpointStore | None = None
@@ -280,10 +308,11 @@ class Service:
         self._store = KafkaCheckpointStore(
             self._bootstrap,
             s.kafka.state_topic,
-            s.kafka.group_id,
+            self._group,
             kafka_kwargs=self._kwargs,
             producer=self._producer,
         )
+        self._follow_models()
         if s.run.metrics_port >= 0:
             self.health = HealthServer(
                 self.metrics, self.ready, host=s.run.metrics_host, port=s.run.metrics_port
@@ -291,7 +320,7 @@ class Service:
             _log.info("metrics and health on %s", self.health.url, extra={"url": self.health.url})
         self._consumer = KafkaConsumer(
             bootstrap_servers=self._bootstrap,
-            group_id=s.kafka.group_id,
+            group_id=self._group,
             client_id=s.kafka.client_id,
             enable_auto_commit=False,
             auto_offset_reset=s.kafka.auto_offset_reset,
@@ -311,8 +340,14 @@ class Service:
         _log.info(
             "consuming %s as group %s",
             s.kafka.topic_pattern or ",".join(s.kafka.topics),
-            s.kafka.group_id,
+            self._group,
         )
+        if self.role == "train":
+            _log.info(
+                "trainer role: no alerts or dead letters; models for group %s go to %s",
+                s.kafka.group_id,
+                s.kafka.models_topic,
+            )
         code = 0
         try:
             while not self._stopping.is_set():
@@ -354,6 +389,7 @@ class Service:
         self._backpressure()
         self._apply_commits()
         self._maybe_checkpoint()
+        self._maybe_retrain()
         self._update_lag()
 
     def _dispatch(self, tp: TopicPartition, records: list[Any]) -> None:
@@ -386,7 +422,7 @@ class Service:
         with self._lock:
             self._in_flight += len(records)
             self._batches[(part.key, seq)] = batch
-        for w, mine in split.items():
+        for w, mine in list(split.items()):  # a reader pops its part as soon as it replies
             offsets = array("q", [r.offset for r in mine]).tobytes()
             pool.send(w, ("records", part.key, seq, [r.value for r in mine], offsets))
         part.dispatched = batch.end
@@ -483,6 +519,8 @@ class Service:
                 self._producer.close(timeout=5)
             except Exception as exc:
                 _log.warning("closing the producer: %s", exc)
+        if self._trainer is not None:
+            self._trainer.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             self._pool.join(timeout_s=3.0)
         if self.health is not None:
@@ -504,6 +542,7 @@ class Service:
                 (k.alert_topic, {}),
                 (k.dlq_topic, {}),
                 (k.state_topic, {"cleanup.policy": "compact"}),
+                (k.models_topic, {"cleanup.policy": "compact"}),
             ):
                 if name not in existing:
                     new.append(NewTopic(name, 1, 1, topic_configs=configs))
@@ -616,6 +655,15 @@ class Service:
                         self._restored.add(part.tp)
         elif kind == "snapshot":
             self._on_snapshot(worker, *message[1:])
+        elif kind == "training":
+            req = self._training
+            if req is not None and req.id == message[1]:
+                req.replies[worker] = message[2:]
+                if len(req.replies) == self._workers:
+                    req.done.set()
+        elif kind == "swapped":
+            if message[2]:
+                self.metrics.model_swaps.inc()
         else:
             raise ServiceError(f"unknown reply {kind!r} from worker {worker}")
 
@@ -640,6 +688,8 @@ class Service:
         k = self.settings.kafka
         m = self.metrics
         futures = []
+        if self.role == "train":  # the serving group alerts; the trainer only learns
+            rejections, alerts = [], []
         for i, reason, message in rejections:
             r = records[i]
             m.records_invalid.labels(reason=reason).inc()
@@ -691,7 +741,7 @@ class Service:
         worker: int,
         request: int,
         states: dict[tuple[str, int], tuple[bytes, Any]],
-        gauges: tuple[int, dict[str, float], set[str]],
+        gauges: tuple[int, dict[str, float], set[str], list[str], int],
     ) -> None:
         snap = self._snapshots[request]
         snap.states[worker] = states
@@ -828,7 +878,11 @@ class Service:
         thresholds: dict[str, float] = {}
         owner: dict[str, int] = {}
         split: set[str] = set()
-        for worker, (count, values, assets) in sorted(snap.gauges.items()):
+        due: list[str] = []
+        buffered = 0
+        for worker, (count, values, assets, reasons, n) in sorted(snap.gauges.items()):
+            due += reasons
+            buffered += n
             active += count
             thresholds.update(values)
             for asset in assets:
@@ -836,6 +890,7 @@ class Service:
                     split.add(asset)
         self.metrics.active_alerts.set(active)
         self.metrics.set_thresholds(thresholds)
+        self._due, self._buffered = due, buffered
         now = time.monotonic()
         if split and now - self._split_warned >= 600:
             self._split_warned = now
@@ -846,6 +901,216 @@ class Service:
                 len(split),
                 ", ".join(sorted(split)[:5]),
             )
+
+    # ------------------------------------------------------------------ continual learning
+    #
+    # One model per group. The leader (the instance owning partition 0 of the first input
+    # topic) asks its workers for their buffered normal windows when a shard says a retrain is
+    # due, trains and gates a candidate in a background process, and publishes a promoted one
+    # to the models topic (key: the group id). Every instance follows that topic and has its
+    # workers swap to each newer version between two batches.
+
+    def _follow_models(self) -> None:
+        """Read the models topic to its end now (new shards start from the newest model), then
+        follow it in a thread."""
+        k = self.settings.kafka
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=200,
+            **self._kwargs,
+        )
+        tp = TopicPartition(k.models_topic, 0)
+        try:
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            end = consumer.end_offsets([tp]).get(tp, 0)
+            deadline = time.monotonic() + 30
+            while consumer.position(tp) < end and time.monotonic() < deadline:
+                self._take_models(consumer.poll(timeout_ms=500))
+        except Exception as exc:
+            _log.warning("could not read the models topic %s: %s", k.models_topic, exc)
+            consumer.close()
+            return
+
+        def follow() -> None:
+            try:
+                while not self._stopping.is_set() and not self._closing:
+                    self._take_models(consumer.poll(timeout_ms=500))
+            except Exception as exc:
+                _log.warning("stopped following the models topic: %s", exc)
+            finally:
+                consumer.close()
+
+        self._models_thread = threading.Thread(target=follow, name="streamvae-models", daemon=True)
+        self._models_thread.start()
+
+    def _take_models(self, batches: Mapping[Any, list[Any]]) -> None:
+        group = self.settings.kafka.group_id.encode()
+        pool = self._pool
+        assert pool is not None
+        for records in batches.values():
+            for r in records:
+                if r.key != group or not r.value:
+                    continue
+                try:
+                    art = sv.loads_artefact(r.value, f"<{self.settings.kafka.models_topic}>")
+                    version = str(art.metadata.get("model_version", ""))
+                    number = int(version[1:])
+                except Exception as exc:
+                    _log.error("skipping an unreadable model on the models topic: %s", exc)
+                    continue
+                if number <= self._group_version:
+                    continue
+                self._group_version = number
+                self.metrics.set_model(version, art.content_hash)
+                _log.info(
+                    "the group's model is now %s (%s): the workers swap to it",
+                    version,
+                    art.metadata.get("reason", "?"),
+                    extra={"version": version, "gate": art.metadata.get("gate")},
+                )
+                pool.broadcast(("swap", version, bytes(r.value)))
+
+    def _is_leader(self) -> bool:
+        consumer = self._consumer
+        if consumer is None or not self._assigned:
+            return False
+        topics = sorted(consumer.subscription() or ())
+        return bool(topics) and TopicPartition(topics[0], 0) in self._assigned
+
+    def _maybe_retrain(self) -> None:
+        """Consumer thread: start, feed or finish the group's retrain (leader only)."""
+        if self.settings.run.trainer == "off" and self.role != "train":
+            return
+        future = self._train_future
+        if future is not None:
+            if future.done():
+                self._train_future = None
+                self._finish_retrain(future)
+            return
+        req = self._training
+        if req is not None:
+            if req.done.is_set():
+                self._training = None
+                self._submit_retrain(req)
+            return
+        if not self._due or not self._is_leader():
+            return
+        pool = self._pool
+        assert pool is not None
+        self._train_reason = sorted(set(self._due))[0]
+        self._due = []
+        self._training = _TrainingRequest(next(self._snapshot_ids))
+        pool.broadcast(("training", self._training.id))
+
+    def _submit_retrain(self, req: _TrainingRequest) -> None:
+        pool = self._pool
+        assert pool is not None
+        parts = [r for r in req.replies.values() if r[0] is not None and r[3] is not None]
+        if not parts:
+            return
+        cfg = self.settings.detector
+        values = np.concatenate([r[0] for r in parts])
+        assets = [a for r in parts for a in r[1]]
+        end_ts = np.concatenate([r[2] for r in parts])
+        order = np.lexsort((np.array(assets, dtype=object).astype(str), end_ts))
+        cap = cfg.retrain.capacity
+        if len(order) > cap:  # every shard's buffer together: keep an even spread of it
+            order = order[np.linspace(0, len(order) - 1, cap).round().astype(int)]
+        data = sv.TrainingSet(values[order], tuple(assets[i] for i in order), end_ts[order])
+        payload = training_payload(cfg, data, parts[0][3], self._train_reason)
+        pool.broadcast(("retrain_started",))
+        if self._trainer is None:
+            self._trainer = cf.ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_trainer,
+                initargs=(self.settings.run.torch_threads,),
+            )
+        versions = [int(r[4][1:]) for r in parts if str(r[4])[1:].isdigit()]
+        self._serving_number = max([self._group_version, *versions])
+        _log.info(
+            "retraining the group's model (%s) on %d buffered normal windows",
+            self._train_reason,
+            len(order),
+            extra={"reason": self._train_reason, "windows": len(order)},
+        )
+        self._train_future = self._trainer.submit(train_job, payload)
+
+    def _finish_retrain(self, future: cf.Future[dict[str, Any]]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:
+            self.metrics.retrains.labels(result="rejected").inc()
+            _log.error("the retrain failed: %r; the serving model stays", exc)
+            return
+        decision = result["decision"]
+        if not decision.promote or result["artefact"] is None:
+            self.metrics.retrains.labels(result="rejected").inc()
+            _log.info("retrain (%s): %s", self._train_reason, decision.reason)
+            return
+        if not self._is_leader():
+            _log.info(
+                "retrain (%s) promoted, but this instance is no longer the leader: dropped",
+                self._train_reason,
+            )
+            return
+        version = version_name(max(self._serving_number, self._group_version) + 1)
+        registry = None
+        if self.settings.run.registry:
+            registry = sv.ModelRegistry(self.settings.run.registry)
+            have = registry.versions()
+            if have:
+                newest = int(have[-1][1:])
+                version = version_name(max(int(version[1:]), newest + 1))
+        art = sv.loads_artefact(result["artefact"], "<candidate>")
+        data = sv.dumps_artefact(
+            art.model,
+            train_config=art.train_config,
+            scaler=art.scaler,
+            metadata={
+                "model_version": version,
+                "created": time.time(),
+                "reason": self._train_reason,
+                "group": self.settings.kafka.group_id,
+                "gate": decision.to_dict(),
+                "n_train": result["n_train"],
+            },
+        )[0]
+        if registry is not None:
+            registry.save(data, version)
+        producer = self._producer
+        assert producer is not None
+        k = self.settings.kafka
+        producer.send(k.models_topic, key=k.group_id.encode(), value=data).get(
+            timeout=k.request_timeout_ms / 1000
+        )
+        self.metrics.retrains.labels(result="promoted").inc()
+        _log.info(
+            "retrain (%s): %s; published %s to %s",
+            self._train_reason,
+            decision.reason,
+            version,
+            k.models_topic,
+            extra={"version": version, "decision": decision.to_dict()},
+        )
+
+
+@dataclass(slots=True, eq=False)
+class _TrainingRequest:
+    """The leader's request for every worker's buffered windows."""
+
+    id: int
+    replies: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _init_trainer(threads: int) -> None:
+    from streamvae.continual import _init_process
+
+    _init_process(threads)  # bounded torch threads; dies with the service
 
 
 def _names(tps: Iterable[TopicPartition]) -> str:

@@ -427,6 +427,7 @@ class KafkaSettings:
     alert_topic: str = "streamvae.alerts.v1"
     dlq_topic: str = "streamvae.dlq.v1"
     state_topic: str = "streamvae.state.v1"
+    models_topic: str = "streamvae.models.v1"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = field(default=5000, metadata=_bounds(ge=1))
     poll_timeout_ms: int = field(default=200, metadata=_bounds(ge=1))
@@ -480,7 +481,7 @@ class KafkaSettings:
                     fields=(f"{p}.topic_pattern",),
                 ) from None
         seen: dict[str, str] = {}
-        for name in ("alert_topic", "dlq_topic", "state_topic"):
+        for name in ("alert_topic", "dlq_topic", "state_topic", "models_topic"):
             topic = getattr(self, name)
             _check_topic(f"{p}.{name}", topic)
             if topic in seen:
@@ -525,8 +526,13 @@ class RunSettings:
     ``model`` is a model artefact to start from instead of warming up, and must exist;
     ``workers`` is the number of scoring processes (decode + detect beside the consumer; set it
     to the cores the service may use, minus one for the consumer when there are 3 or more) and
-    ``torch_threads`` the intra-op threads of each. Every instance of a group must run the same
-    ``workers``: a checkpoint holds one shard per worker (``docs/service.md``).
+    ``torch_threads`` the intra-op threads of each. ``trainer`` "auto" retrains the group's
+    model on the instance that owns partition 0 of the first input topic and publishes it to
+    ``kafka.models_topic`` (every instance swaps to it); "off" never trains here (another
+    instance, or ``streamvae train --follow``, does). ``registry`` is a
+    directory every promoted version is also saved to (``streamvae models``). Every instance
+    of a group must run the same ``workers``: a checkpoint holds one shard per worker
+    (``docs/service.md``).
 
     Example:
         >>> RunSettings(metrics_port=-1, log_format="json").checkpoint_interval_s
@@ -547,6 +553,8 @@ class RunSettings:
     checkpoint_interval_s: float = field(default=5.0, metadata=_bounds(gt=0))
     max_in_flight_records: int = field(default=20_000, metadata=_bounds(ge=1))
     workers: int = field(default=1, metadata=_bounds(ge=1, le=64))
+    trainer: Literal["auto", "off"] = "auto"
+    registry: str | None = None
     torch_threads: int = field(default=1, metadata=_bounds(ge=1, le=64))
     shutdown_timeout_s: float = field(default=10.0, metadata=_bounds(gt=0))
     model: str | None = None

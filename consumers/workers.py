@@ -26,6 +26,12 @@ The protocol (tuples pickled over a ``multiprocessing`` pipe, main → worker):
   shards are parked under their offset (a re-assignment of our own checkpoint needs no
   restore); replies ``("snapshot", request, {tp: (json, model)}, (active alerts,
   thresholds, assets))`` (the assets only with several workers).
+- ``("swap", version, artefact)`` — a newer group model (from the models topic): every shard
+  with an older model swaps to it between two batches, and new shards start from it; replies
+  ``("swapped", version, shards)``.
+- ``("training", request)`` — the buffered normal windows of every shard and the serving
+  model, for the group's trainer; replies ``("training", request, values, assets, end_ts,
+  serving artefact, serving version)``. ``("retrain_started",)`` restarts the shards' clocks.
 - ``("stop",)`` — reply ``("bye",)`` and exit.
 
 A worker forwards its log records to the main process (``("log", record dict)``), so the
@@ -57,6 +63,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
+
+import numpy as np
 
 __all__ = ["AlertOut", "WorkerError", "WorkerPool", "WorkerSpec", "shard_of"]
 
@@ -306,7 +314,8 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
 
 class _Worker:
     def __init__(self, conn: Connection, spec: WorkerSpec) -> None:
-        import torch
+        import river.drift  # noqa: F401  (the retrain trigger's ADWIN: ~1 s of imports, paid
+        import torch  # at spawn, beside the group join, not on the first assignment)
 
         import streamvae as sv
         from streamvae.detector import threshold_seeds_of
@@ -319,6 +328,8 @@ class _Worker:
         self.seeds = threshold_seeds_of(self.artefact) if self.artefact is not None else {}
         self.parts: dict[PartitionKey, tuple[Any, Any]] = {}  # tp → (detector, decoder)
         self.parked: dict[PartitionKey, tuple[Any, Any, int]] = {}
+        self.latest: Any = None  # the newest group model announced (an Artefact)
+        self.latest_version = ""
 
     def serve(self) -> None:
         conn = self.conn
@@ -331,6 +342,14 @@ class _Worker:
                 self._assign(*message[1:])
             elif kind == "snapshot":
                 self._snapshot(*message[1:])
+            elif kind == "swap":
+                self._swap(*message[1:])
+            elif kind == "training":
+                self._training(*message[1:])
+            elif kind == "retrain_started":
+                for detector, _ in self.parts.values():
+                    if detector.ready:
+                        detector.retrain_started()
             elif kind == "stop":
                 conn.send(("bye",))
                 return
@@ -339,7 +358,10 @@ class _Worker:
 
     def _fresh(self) -> tuple[Any, Any]:
         sv = self.sv
-        if self.artefact is not None:
+        if self.latest is not None:
+            detector = sv.Detector.from_artefact(self.spec.detector, self.latest)
+            detector.model_version = self.latest_version
+        elif self.artefact is not None:
             detector = sv.Detector.from_artefact(self.spec.detector, self.artefact)
         else:
             detector = sv.Detector(self.spec.detector)
@@ -361,7 +383,59 @@ class _Worker:
         else:
             self.parts[tp] = self._fresh()
         detector = self.parts[tp][0]
+        self._catch_up(detector)
         self.conn.send(("assigned", tp, _ready(detector), detector.model_version))
+
+    def _catch_up(self, detector: Any) -> bool:
+        """Swap to the newest group model if this detector's is older (or it has none)."""
+        if self.latest is None:
+            return False
+        if detector.ready and _number(detector.model_version) >= _number(self.latest_version):
+            return False
+        from streamvae.detector import _scalers_of
+
+        detector.swap_model(self.latest.model, self.latest_version, _scalers_of(self.latest.scaler))
+        return True
+
+    def _swap(self, version: str, data: bytes) -> None:
+        if _number(version) <= _number(self.latest_version):
+            return
+        self.latest = self.sv.loads_artefact(data, f"<model {version} from the models topic>")
+        self.latest_version = version
+        swapped = sum(self._catch_up(d) for d, _ in self.parts.values())
+        swapped += sum(self._catch_up(d) for d, _, _ in self.parked.values())
+        logging.getLogger("streamvae.workers").info(
+            "worker %d: %d shard(s) now score with model %s",
+            self.spec.index,
+            swapped,
+            version,
+            extra={"version": version, "shards": swapped},
+        )
+        self.conn.send(("swapped", version, swapped))
+
+    def _training(self, request: int) -> None:
+        from streamvae.continual import scaler_state
+
+        sets = []
+        serving: bytes | None = None
+        version = ""
+        for detector, _ in self.parts.values():
+            if not detector.ready:
+                continue
+            sets.append(detector.training_set())
+            if serving is None:
+                channels = detector.config.window.channels
+                serving = self.sv.dumps_artefact(
+                    detector.model, scaler=scaler_state(detector.serving_scalers(), channels)
+                )[0]
+                version = detector.model_version
+        if sets:
+            values = np.concatenate([t.values for t in sets])
+            assets = [a for t in sets for a in t.assets]
+            end_ts = np.concatenate([t.end_ts for t in sets])
+        else:
+            values, assets, end_ts = None, [], None
+        self.conn.send(("training", request, values, assets, end_ts, serving, version))
 
     def _records(
         self, tp: PartitionKey, seq: int, values: list[bytes | None], offsets: bytes
@@ -432,13 +506,25 @@ class _Worker:
         active = 0
         thresholds: dict[str, float] = {}
         assets: set[str] = set()
+        due: list[str] = []
+        buffered = 0
         for detector, _ in self.parts.values():
+            reason = detector.retrain_due()
+            if reason is not None:
+                due.append(reason)
+            buffered += len(detector.training)
             active += len(detector.alerter.active())
             for asset in detector.thresholds.assets:
                 thresholds[asset] = detector.thresholds.get(asset)
             if self.spec.workers > 1:  # the main process checks no asset is in two workers
                 assets.update(detector.windower.assets)
-        self.conn.send(("snapshot", request, states, (active, thresholds, assets)))
+        self.conn.send(("snapshot", request, states, (active, thresholds, assets, due, buffered)))
+
+
+def _number(version: str) -> int:
+    """v0007 → 7; anything else → 0 (older than every published version)."""
+    digits = version[1:] if version.startswith("v") else ""
+    return int(digits) if digits.isdigit() else 0
 
 
 def _ready(detector: Any) -> int:

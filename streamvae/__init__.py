@@ -23,6 +23,7 @@ from streamvae.artefact import (
     save_artefact,
 )
 from streamvae.config import BetaSchedule, ScoringConfig, TrainConfig, VAEConfig
+from streamvae.continual import Retrainer, RetrainOutcome
 from streamvae.detector import Detector, DetectorConfig, DetectorStats, ProcessResult
 from streamvae.errors import (
     ArtefactError,
@@ -36,6 +37,17 @@ from streamvae.errors import (
     UnsafeArtefactError,
 )
 from streamvae.model import RecurrentVAE, ScoreBatch, Scorer, elbo_loss, gaussian_nll
+from streamvae.registry import ModelInfo, ModelRegistry, RegistryError
+from streamvae.retraining import (
+    Candidate,
+    GateDecision,
+    RetrainConfig,
+    RetrainTrigger,
+    TrainingBuffer,
+    TrainingSet,
+    train_candidate,
+    validation_gate,
+)
 from streamvae.scaling import StandardScaler
 from streamvae.serde import ReadingConfig, ReadingDecoder, encode_reading
 from streamvae.threshold import AdaptiveThreshold, Decision, ThresholdBank, ThresholdConfig
@@ -62,6 +74,7 @@ __all__ = [
     "ArtefactFormatError",
     "ArtefactIntegrityError",
     "BetaSchedule",
+    "Candidate",
     "ConfigError",
     "Decision",
     "Detector",
@@ -69,7 +82,10 @@ __all__ = [
     "DetectorStats",
     "EpochReport",
     "FitReport",
+    "GateDecision",
     "InputError",
+    "ModelInfo",
+    "ModelRegistry",
     "NonFiniteLossError",
     "OffsetSpan",
     "ProcessResult",
@@ -77,8 +93,13 @@ __all__ = [
     "ReadingConfig",
     "ReadingDecoder",
     "RecurrentVAE",
+    "RegistryError",
     "RejectReason",
     "Rejection",
+    "RetrainConfig",
+    "RetrainOutcome",
+    "RetrainTrigger",
+    "Retrainer",
     "ScoreBatch",
     "ScoredWindow",
     "Scorer",
@@ -89,7 +110,9 @@ __all__ = [
     "ThresholdBank",
     "ThresholdConfig",
     "TrainConfig",
+    "TrainingBuffer",
     "TrainingError",
+    "TrainingSet",
     "UnsafeArtefactError",
     "VAEConfig",
     "Window",
@@ -106,4 +129,6 @@ __all__ = [
     "loads_artefact",
     "save_artefact",
     "sliding_windows",
+    "train_candidate",
+    "validation_gate",
 ]

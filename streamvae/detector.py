@@ -68,6 +68,7 @@ from streamvae.config import (
 from streamvae.errors import ConfigError, InputError
 from streamvae.model.scorer import ScoreBatch, Scorer
 from streamvae.model.vae import RecurrentVAE
+from streamvae.retraining import RetrainConfig, RetrainTrigger, TrainingBuffer, TrainingSet
 from streamvae.scaling import StandardScaler
 from streamvae.threshold import ThresholdBank, ThresholdConfig
 from streamvae.training.trainer import FitReport, ProgressCallback, fit
@@ -109,6 +110,7 @@ class DetectorConfig(_DictMixin):
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
     warmup_windows: int = 2000
     warmup_span_s: float = 0.0
     max_train_windows: int = 4000
@@ -128,6 +130,7 @@ class DetectorConfig(_DictMixin):
             ("scoring", ScoringConfig),
             ("threshold", ThresholdConfig),
             ("alert", AlertConfig),
+            ("retrain", RetrainConfig),
         ):
             value = getattr(self, name)
             _require(
@@ -183,6 +186,7 @@ _NESTED.update(
         ("DetectorConfig", "scoring"): ScoringConfig,
         ("DetectorConfig", "threshold"): ThresholdConfig,
         ("DetectorConfig", "alert"): AlertConfig,
+        ("DetectorConfig", "retrain"): RetrainConfig,
     }
 )
 
@@ -355,6 +359,9 @@ class Detector:
         # recent normal windows, for recalibration on a model swap (float32 copies)
         self._recent: dict[str, deque[npt.NDArray[np.float32]]] = {}
         self._recent_count: dict[str, int] = {}
+        # continual learning: normal windows for the next model, and when it is due
+        self.training = TrainingBuffer(config.retrain, config.window.window, C)
+        self.trigger = RetrainTrigger(config.retrain)
         if model is not None:
             self._check_model(model, "model")
             self._install(model, model_version)
@@ -420,8 +427,9 @@ class Detector:
     ) -> None:
         """Replace the model between batches. ``scalers`` (from the new model's training)
         replace those of the assets they name; other assets keep theirs. Every scored asset's
-        threshold is recalibrated on its recent normal windows scored by the new model (a new
-        model has a new score scale) and runs its grace period again; open alerts stay open
+        threshold is recalibrated on its buffered training windows and recent normal windows
+        scored by the new model (a new model has a new score scale); an asset with fewer than
+        ``threshold.grace`` of them runs its grace period again. Open alerts stay open
         through it."""
         self._check_model(model, "swap_model")
         _require(
@@ -431,23 +439,61 @@ class Detector:
             "version must be a non-empty string",
         )
         self._apply_scalers(scalers, check_only=True)
+        if self.model is None:  # swapped in during the warm-up: it ends now
+            self._train_assets, self._train_values, self._train_start = [], [], []
+            self._train_seen = {}
         self._install(model, version)
         self._apply_scalers(scalers)
         self.stats.model_swaps += 1
         scored = self.thresholds.assets
-        assets = [a for a in scored if self._recent.get(a) and self._has_scaler(a)]
+        # calibration windows: the asset's buffered training windows (normal, guard-banded,
+        # oldest first), then its recent normal ones
+        buffered: dict[str, list[npt.NDArray[np.float32]]] = {}
+        data = self.training.training_set()
+        for asset, values in zip(data.assets, data.values, strict=True):
+            buffered.setdefault(asset, []).append(values)
+        assets = [
+            a for a in scored if (self._recent.get(a) or buffered.get(a)) and self._has_scaler(a)
+        ]
         calibration: dict[str, list[float]] = {a: [] for a in scored}
         if assets:
-            rows = [(a, v) for a in assets for v in self._recent[a]]
+            rows = [
+                (a, v) for a in assets for v in [*buffered.get(a, []), *self._recent.get(a, ())]
+            ]
             batch = self._score([a for a, _ in rows], np.stack([v for _, v in rows]))
             for (asset, _), s in zip(rows, batch.scores.tolist(), strict=True):
                 calibration[asset].append(s)
-        self.thresholds.recalibrate(calibration)
+        self.thresholds.recalibrate(calibration, skip_grace=True)
 
     @property
     def ready(self) -> bool:
         """True once a model exists (the first warm-up is over)."""
         return self.model is not None
+
+    # ------------------------------------------------------------------ continual learning
+
+    def retrain_due(self) -> str | None:
+        """Why the serving model is due for a retrain (``windows``, ``time``, ``drift``), or
+        None (no model yet, too few buffered windows, not due). The Detector never retrains
+        by itself after the first model: a :class:`~streamvae.continual.Retrainer` (or the
+        service) trains in the background and calls :meth:`swap_model`."""
+        if self.model is None:
+            return None
+        return self.trigger.due(len(self.training))
+
+    def training_set(self) -> TrainingSet:
+        """A copy of the buffered normal windows (raw values), in event-time order."""
+        return self.training.training_set()
+
+    def retrain_started(self) -> None:
+        """A retrain was started: the clock restarts, so it is not due again meanwhile."""
+        self.trigger.reset(self.trigger.last_ts)
+
+    def serving_scalers(self) -> StandardScaler | dict[str, StandardScaler] | None:
+        """The frozen scalers the serving model scores with (group: one; else per asset)."""
+        if self._group:
+            return self._row_scaler(0) if self._group_ready else None
+        return {a: self._row_scaler(i) for a, i in self._index.items()}
 
     def scaler(self, asset: str) -> StandardScaler | None:
         """The frozen scaler the asset's windows are standardised with (the group's in group
@@ -494,6 +540,7 @@ class Detector:
         self.model_version = version
         self._scorer = Scorer(model, self.config.scoring)
         self._model_bytes: tuple[bytes, str] | None = None  # artefact, hash: see snapshot()
+        self.trigger.reset(None)  # the new model's score stream starts now
 
     def _model_artefact(self) -> tuple[bytes, str]:
         """The installed model as artefact bytes and hash, serialised once: a model is never
@@ -752,17 +799,24 @@ class Detector:
         watched = alerter.watched()  # a live view of the assets whose lifecycle is not quiet
         counts = self._recent_count
         every = self.config.recent_every
+        keep_every = self.config.retrain.keep_every
+        training = self.training
         anomalous = 0
         for k, d in enumerate(decisions):
             asset = assets[k]
             window = batch[k]
             if d.anomalous:
                 anomalous += 1
+                training.void(asset, counts.get(asset, 0))
             else:
                 c = counts.get(asset, 0)
                 counts[asset] = c + 1
                 if c % every == 0:
                     self._keep_recent(asset, window.values)
+                if asset in watched:
+                    training.void(asset, c)  # an active lifecycle: nothing of it is learned
+                elif c % keep_every == 0:
+                    training.offer(asset, window.end_ts, window.values, c)
                 if not detailed and asset not in watched:
                     continue  # a normal window of a quiet asset: nothing for the lifecycle
             sw = ScoredWindow(
@@ -785,6 +839,7 @@ class Detector:
                 else:
                     self.stats.alerts_resolved += 1
         self.stats.windows_anomalous += anomalous
+        self.trigger.observe(scores, batch[-1].end_ts)
 
     # ------------------------------------------------------------------ state
 
@@ -828,6 +883,12 @@ class Detector:
                 a: _b64(np.stack(list(r)), np.float32) for a, r in self._recent.items() if r
             },
             "recent_count": dict(self._recent_count),
+            # the retrain clock; the buffer refills after a restore (it is megabytes)
+            "retrain": {
+                "windows": self.trigger.windows,
+                "since_ts": self.trigger.since_ts,
+                "last_ts": self.trigger.last_ts,
+            },
         }
 
     @classmethod
@@ -911,6 +972,11 @@ class Detector:
             for a, v in state["recent"].items()
         }
         det._recent_count = {str(k): int(v) for k, v in state["recent_count"].items()}
+        clock = state.get("retrain")
+        if clock:
+            det.trigger.windows = int(clock["windows"])
+            det.trigger.since_ts = clock["since_ts"]
+            det.trigger.last_ts = clock["last_ts"]
         return det
 
 

@@ -130,7 +130,10 @@ class SyntheticPlant:
 
     ``steps_per_day`` sets the daily cycle (288 = one reading every 5 minutes);
     ``pulsation_period`` is the period of the vibration/current pulsation in steps; ``noise`` is
-    the noise level as a fraction of each channel's operating range.
+    the noise level as a fraction of each channel's operating range. ``load_drift_per_day``
+    (load units, the load spans 0.15–1) and ``ambient_drift_per_day`` (°C) make the normal
+    regime drift slowly from step 0 on (a season, a process change): normal all along, but
+    outside what an early warm-up saw.
 
     Example:
         >>> plant = SyntheticPlant(seed=1)
@@ -144,6 +147,8 @@ class SyntheticPlant:
     noise: float = 0.02
     seed: int = 0
     channels: tuple[str, ...] = field(default=DEFAULT_CHANNELS)
+    load_drift_per_day: float = 0.0
+    ambient_drift_per_day: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps_per_day < 4 or self.pulsation_period < 2 or self.noise < 0:
@@ -173,9 +178,11 @@ class SyntheticPlant:
         # Load: daily demand, a slow random wander and smooth set-point changes.
         wander = _ar1(rng, n_steps, phi=0.995, sigma=0.006)
         setpoints = _smooth_steps(rng, n_steps, every=180, size=0.08, ramp=24)
-        load = np.clip(0.6 + 0.22 * np.sin(day - 1.0) + wander + setpoints, 0.15, 1.0)
+        days = t / self.steps_per_day
+        base = 0.6 + self.load_drift_per_day * days
+        load = np.clip(base + 0.22 * np.sin(day - 1.0) + wander + setpoints, 0.15, 1.0)
         thermal = _low_pass(load, 0.05)
-        ambient = 20.0 + 6.0 * np.sin(day - np.pi / 2)
+        ambient = 20.0 + 6.0 * np.sin(day - np.pi / 2) + self.ambient_drift_per_day * days
         phase = rng.uniform(0, 2 * np.pi)
 
         def pulsation(freq_scale: FloatArray) -> FloatArray:

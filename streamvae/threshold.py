@@ -574,10 +574,13 @@ class AdaptiveThreshold:
     def warming_up(self) -> bool:
         return self._since < self._grace
 
-    def recalibrate(self, scores: Sequence[float]) -> None:
+    def recalibrate(self, scores: Sequence[float], skip_grace: bool = False) -> None:
         """Forget the baseline and relearn it from ``scores`` (recent normal windows, oldest
         first), e.g. after a model swap changed the score scale. The grace period restarts,
-        so the baseline also sees the new model's scores on live windows before deciding."""
+        so the baseline also sees the new model's scores on live windows before deciding —
+        unless ``skip_grace`` and there are at least ``grace`` scores: then the baseline is
+        already as long as a grace period would make it, and live windows are judged at once
+        (a fault that starts right after a swap is not learned as normal)."""
         values = [float(s) for s in scores]
         if not all(math.isfinite(v) for v in values):
             raise InputError("recalibrate: scores must be finite numbers")
@@ -585,7 +588,10 @@ class AdaptiveThreshold:
         keep = self._config.history + (self._config.dspot_depth if self._dspot else 0)
         for value in values[-keep:]:
             self._learn(value)
-        self._last = Decision(False, self._threshold, self._grace > 0, False)
+        judged = skip_grace and len(values) >= self._grace
+        if judged:
+            self._since = self._grace
+        self._last = Decision(False, self._threshold, self._grace > 0 and not judged, False)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-safe state; :meth:`restore` continues bit-identically from it. Float arrays
@@ -733,10 +739,12 @@ class ThresholdBank:
             append(th.update(score))
         return out
 
-    def recalibrate(self, scores_by_asset: Mapping[str, Sequence[float]]) -> None:
+    def recalibrate(
+        self, scores_by_asset: Mapping[str, Sequence[float]], skip_grace: bool = False
+    ) -> None:
         """Recalibrate the named assets (creating them if new); others are untouched."""
         for asset, scores in scores_by_asset.items():
-            self.threshold(asset).recalibrate(scores)
+            self.threshold(asset).recalibrate(scores, skip_grace)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -153,3 +153,28 @@ def fast_group_config() -> dict[str, int]:
         "heartbeat_interval_ms": 1_000,
         "max_poll_interval_ms": 10_000,
     }
+
+
+# ----------------------------------------------------------------------------- the service
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The harness plant's model, trained once per session (the service starts from it)."""
+    from tests.integration import harness as h
+
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    h.train_model(path)
+    return path
+
+
+@pytest.fixture
+def topics(kafka_admin: Any) -> Any:
+    """Fresh sensor (three partitions), alert, dead-letter and state topics and a group."""
+    from tests.integration import harness as h
+
+    u = uuid.uuid4().hex[:10]
+    names = h.Topics(f"sensors-{u}", f"alerts-{u}", f"dlq-{u}", f"state-{u}", f"group-{u}")
+    kafka_admin.create_topics([NewTopic(names.sensors, h.PARTITIONS, 1)])
+    kafka_admin.wait_for_topics([names.sensors], timeout_ms=10_000)
+    return names

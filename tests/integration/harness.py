@@ -234,8 +234,15 @@ def write_config(
 class ServiceProcess:
     """``python -m consumers.cli run --config ...`` in a child process, its log in a file."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        command: Sequence[str] = ("run",),
+    ) -> None:
         self.config, self.log_path = config, log
+        self.command = tuple(command)  # ("train", "--follow") runs the group's trainer
         self._env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
@@ -244,7 +251,7 @@ class ServiceProcess:
         self._log = self.log_path.open("ab")
         self._offset = self._log.tell()  # this run's lines start here
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "consumers.cli", *self.command, "--config", str(self.config)],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,

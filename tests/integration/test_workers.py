@@ -10,31 +10,13 @@ import os
 import re
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from kafka.admin import NewTopic
 
 from tests.integration import harness as h
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.safetensors"
-    h.train_model(path)
-    return path
-
-
-@pytest.fixture
-def topics(kafka_admin) -> h.Topics:
-    u = uuid.uuid4().hex[:10]
-    names = h.Topics(f"sensors-{u}", f"alerts-{u}", f"dlq-{u}", f"state-{u}", f"group-{u}")
-    kafka_admin.create_topics([NewTopic(names.sensors, h.PARTITIONS, 1)])
-    kafka_admin.wait_for_topics([names.sensors], timeout_ms=10_000)
-    return names
 
 
 def two_workers(tmp_path: Path, bootstrap: str, topics: h.Topics, model: Path) -> Path:

@@ -14,3 +14,6 @@ def test_the_deploy_example_settings_load_and_say_what_they_claim():
     assert settings.run.log_format == "json"
     assert settings.detector.window.period_s == 60.0
     assert settings.detector.alert.site == "plant-1"
+    assert settings.run.workers == 2
+    assert settings.kafka.models_topic == "streamvae.models.v1"
+    assert settings.detector.retrain.every_s == 604800.0

@@ -316,9 +316,27 @@ def test_swap_model_recalibrates_and_later_alerts_name_the_new_version():
     assert detector.scaler("a") == replacement.scaler("a")
     result = detector.process_detailed(tiny_stream(200, shock_at=170, t0=1140.0))
     assert {s.model_version for s in result.scored} == {"v0002"}
-    assert all(s.warming_up for s in result.scored[:20])  # the grace period restarts
     assert detector.stats.model_swaps == 1
     assert any(a.status == "firing" and a.model_version == "v0002" for a in result.alerts)
+
+
+def test_after_a_swap_an_asset_with_enough_calibration_windows_is_judged_at_once():
+    config = tiny_config()  # grace 10 windows; the buffer holds more of each asset by now
+    detector = Detector(config)
+    tiny_run(detector, tiny_stream(140))
+    assert detector.training.training_set().assets.count("a") >= config.threshold.grace
+    detector.swap_model(detector.model, "v0002", scalers=detector.scaler("a"))
+    result = detector.process_detailed(tiny_stream(20, t0=1140.0))
+    assert not any(s.warming_up for s in result.scored)
+
+
+def test_after_a_swap_an_asset_without_enough_calibration_windows_runs_its_grace_again():
+    config = tiny_config(threshold=ThresholdConfig(grace=500))
+    detector = Detector(config)
+    tiny_run(detector, tiny_stream(700))
+    detector.swap_model(detector.model, "v0002", scalers=detector.scaler("a"))
+    result = detector.process_detailed(tiny_stream(20, t0=1700.0))
+    assert all(s.warming_up for s in result.scored)
 
 
 def test_an_alert_open_when_the_model_is_swapped_stays_open_through_the_grace_period():
