@@ -24,6 +24,17 @@ epochs = 10
 """
 
 
+def wait_for_alerts_on(bootstrap: str, topics: h.Topics, assets: tuple[str, ...]) -> None:
+    h.wait_for(
+        lambda: all(
+            h.fault_alerts([e for _, e, _ in h.alerts_of(bootstrap, topics.alerts)], a)
+            for a in assets
+        ),
+        120,
+        f"alerts on the faults of {', '.join(assets)}",
+    )
+
+
 def served_version(service: h.ServiceProcess) -> str | None:
     _, text = service.get("/metrics")
     m = re.search(r'streamvae_model_info\{[^}]*version="(v\d+)"', text)
@@ -63,14 +74,7 @@ def test_two_instances_follow_the_one_model_the_group_retrains(
         )
         h.produce(kafka_bootstrap, topics.sensors, h.plant_messages(first, h.TEST_STEPS))
         strong = ("pump-0", "pump-1")  # the level shift and the spike
-        h.wait_for(
-            lambda: all(
-                h.fault_alerts([e for _, e, _ in h.alerts_of(kafka_bootstrap, topics.alerts)], a)
-                for a in strong
-            ),
-            120,
-            "alerts on the level shift and the spike",
-        )
+        wait_for_alerts_on(kafka_bootstrap, topics, strong)
         h.wait_for(
             lambda: served_version(a) is not None and served_version(a) == served_version(b),
             30,
@@ -122,14 +126,7 @@ def test_a_separate_trainer_process_publishes_the_model_the_serving_instances_sw
         assert serving.metric("streamvae_assigned_partitions") == h.PARTITIONS  # own group
         assert f"group {topics.group}.trainer" in trainer.log()
         h.produce(kafka_bootstrap, topics.sensors, h.plant_messages(440, h.TEST_STEPS))
-        h.wait_for(
-            lambda: all(
-                h.fault_alerts([e for _, e, _ in h.alerts_of(kafka_bootstrap, topics.alerts)], a)
-                for a in strong
-            ),
-            120,
-            "alerts on the level shift and the spike",
-        )
+        wait_for_alerts_on(kafka_bootstrap, topics, strong)
         for s in (serving, trainer):
             assert s.terminate() == 0
     finally:
