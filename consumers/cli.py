@@ -489,6 +489,71 @@ def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """A CSV into a sensor topic, paced or as fast as possible."""
+    from kafka import KafkaProducer
+
+    from consumers.replay import ReplayError, csv_readings, replay
+
+    bootstrap = args.bootstrap or os.environ.get("STREAMVAE_KAFKA_BOOTSTRAP_SERVERS", "")
+    if not bootstrap:
+        raise CLIError(
+            "no broker: pass --bootstrap HOST:PORT or set STREAMVAE_KAFKA_BOOTSTRAP_SERVERS"
+        )
+    try:
+        data = csv_readings(
+            Path(args.file),
+            asset=args.asset,
+            asset_column=args.asset_column,
+            ts_column=args.ts_column,
+            period_s=args.period_s,
+            channels=args.channels,
+            exclude=args.exclude,
+        )
+    except ReplayError as exc:
+        raise CLIError(str(exc)) from None
+    if not data.readings:
+        raise CLIError(f"{args.file}: no row with a numeric value to replay")
+    first, last = data.readings[0].ts, data.readings[-1].ts
+    out.write(
+        f"{args.file}: {len(data.readings):,} readings of {len(data.assets)} asset(s) "
+        f"({', '.join(data.assets[:5])}{', …' if len(data.assets) > 5 else ''}), channels "
+        f"{', '.join(data.channels)}; event time {_iso(first)} .. {_iso(last)} "
+        f"({(last - first) / 3600:.1f} h); {data.skipped_rows} empty row(s) skipped\n"
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5, enable_idempotence=True
+    )
+    failures: list[BaseException] = []
+
+    def send(key: bytes, value: bytes) -> None:
+        producer.send(args.topic, key=key, value=value).add_errback(failures.append)
+
+    def progress(sent: int, total: int, seconds: float) -> None:
+        rate = sent / seconds if seconds > 0 else 0.0
+        out.write(
+            f"  sent {sent:,}/{total:,} readings ({100 * sent / total:.0f} %), "
+            f"{rate:,.0f} readings/s\n"
+        )
+        out.flush()
+
+    try:
+        seconds = replay(data.readings, send, speed=args.speed, progress=progress)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    if failures:
+        raise CLIError(f"the broker refused {len(failures)} reading(s): {failures[0]!r}")
+    out.write(f"Replayed {len(data.readings):,} readings to {args.topic} in {seconds:.1f} s.\n")
+    return 0
+
+
+def _iso(ts: float) -> str:
+    return (
+        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """The Kafka service: blocks until SIGTERM/SIGINT, then shuts down cleanly (exit 0)."""
     return _serve(args, role="serve")
@@ -599,6 +664,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1, help="posterior samples L (default 1)")
     p.add_argument("--out", default="scores.csv")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("replay", help="replay a CSV (one row per time step) into a sensor topic")
+    p.add_argument("file", help="CSV: one column per channel, optional asset and time columns")
+    p.add_argument("--topic", required=True, help="the sensor topic to produce to")
+    p.add_argument(
+        "--bootstrap", default=None, help="HOST:PORT[,…] ($STREAMVAE_KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="× event time (1 = real time, 60 = a minute a second); 0 = as fast as possible",
+    )
+    p.add_argument("--asset", default=None, help="the asset name (default: the file name)")
+    p.add_argument("--asset-column", default=None, help="a column naming each row's asset")
+    p.add_argument(
+        "--ts-column",
+        default=None,
+        help="the time column (default: timestamp/datetime/time/ts if present)",
+    )
+    p.add_argument(
+        "--period-s",
+        type=float,
+        default=60.0,
+        help="seconds between rows without a time column (default 60)",
+    )
+    p.add_argument(
+        "--channels",
+        type=lambda s: [c for c in s.split(",") if c],
+        default=None,
+        help="comma-separated channel columns (default: every numeric column)",
+    )
+    p.add_argument(
+        "--exclude",
+        type=lambda s: [c for c in s.split(",") if c],
+        default=[],
+        help="comma-separated columns to leave out, e.g. label columns",
+    )
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "models", help="the model registry: list | show [V] | rollback [V] | export V DEST"
