@@ -82,16 +82,11 @@ def read_csv_channels(
 ) -> tuple[tuple[str, ...], npt.NDArray[np.float64]]:
     """Read a CSV with one row per time step. Numeric columns become channels unless
     ``channels`` names them; ``exclude`` drops columns such as label columns."""
+    from consumers.replay import csv_rows
+
     if not path.exists():
         raise CLIError(f"no such file: {path}")
-    with path.open(newline="") as fh:
-        sample = fh.read(8192)
-        fh.seek(0)
-        try:
-            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        rows = list(csv.reader(fh, dialect))
+    rows = csv_rows(path)
     if len(rows) < 2:
         raise CLIError(f"{path}: needs a header row and at least one data row")
     header, body = rows[0], rows[1:]

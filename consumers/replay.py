@@ -37,7 +37,7 @@ from typing import Any
 
 import streamvae as sv
 
-__all__ = ["CsvReadings", "ReplayError", "csv_readings", "replay"]
+__all__ = ["CsvReadings", "ReplayError", "csv_readings", "csv_rows", "replay"]
 
 TIME_COLUMNS = ("timestamp", "datetime", "time", "ts")
 
@@ -59,6 +59,18 @@ class CsvReadings:
     channels: tuple[str, ...]
     skipped_rows: int = 0
     assets: tuple[str, ...] = ()
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    """Every row of a CSV whose separator (``,`` ``;`` or tab) is sniffed from its start."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        sample = fh.read(8192)
+        fh.seek(0)
+        try:
+            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        return list(csv.reader(fh, dialect))
 
 
 def _parse_time(text: str, where: str) -> float:
@@ -100,14 +112,7 @@ def csv_readings(
         raise ReplayError(f"no such file: {path}")
     if not (period_s > 0 and math.isfinite(period_s)):
         raise ReplayError(f"--period-s must be a positive number of seconds, got {period_s}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        sample = fh.read(8192)
-        fh.seek(0)
-        try:
-            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        rows = list(csv.reader(fh, dialect))
+    rows = csv_rows(path)
     if len(rows) < 2:
         raise ReplayError(f"{path}: needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], rows[1:]
