@@ -543,6 +543,76 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    """A simulated pump fleet with labelled faults into a sensor topic (any broker)."""
+    from kafka import KafkaProducer
+
+    from consumers.replay import replay
+    from consumers.simulate import plan_plant, write_labels
+
+    bootstrap = args.bootstrap or os.environ.get("STREAMVAE_KAFKA_BOOTSTRAP_SERVERS", "")
+    if not bootstrap:
+        raise CLIError(
+            "no broker: pass --bootstrap HOST:PORT or set STREAMVAE_KAFKA_BOOTSTRAP_SERVERS"
+        )
+    steps = round(args.days * 86_400 / args.period_s)
+    start = args.start_ts if args.start_ts is not None else time.time() - steps * args.period_s
+    try:
+        plan = plan_plant(
+            assets=args.assets,
+            steps=steps,
+            faults=args.faults,
+            period_s=args.period_s,
+            start_ts=start,
+            healthy_steps=round(args.healthy_days * 86_400 / args.period_s),
+            missing=args.missing,
+            late=args.late,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    labels = write_labels(
+        args.labels,
+        plan,
+        topic=args.topic,
+        assets=args.assets,
+        period_s=args.period_s,
+        start_ts=start,
+        seed=args.seed,
+    )
+    out.write(
+        f"Simulating {args.assets} pumps x {args.days:g} days ({len(plan.readings):,} readings, "
+        f"{plan.missing} missing, {plan.late} late) with {len(plan.labels)} faults; labels in "
+        f"{labels}\n"
+    )
+    for x in plan.labels:
+        out.write(
+            f"  {_iso(x.start_ts)}  {x.asset:<8} {x.kind:<16} {x.channel:<12} "
+            f"{x.duration_s / 3600:.1f} h\n"
+        )
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5, enable_idempotence=True
+    )
+    failures: list[BaseException] = []
+
+    def send(key: bytes, value: bytes) -> None:
+        producer.send(args.topic, key=key, value=value).add_errback(failures.append)
+
+    def progress(sent: int, total: int, seconds: float) -> None:
+        out.write(f"  sent {sent:,}/{total:,} readings ({100 * sent / total:.0f} %)\n")
+        out.flush()
+
+    try:
+        seconds = replay(plan.readings, send, speed=args.speed, progress=progress)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    if failures:
+        raise CLIError(f"the broker refused {len(failures)} reading(s): {failures[0]!r}")
+    out.write(f"Sent {len(plan.readings):,} readings to {args.topic} in {seconds:.1f} s.\n")
+    return 0
+
+
 def _iso(ts: float) -> str:
     return (
         dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -659,6 +729,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1, help="posterior samples L (default 1)")
     p.add_argument("--out", default="scores.csv")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "simulate", help="a simulated pump fleet with labelled faults into a sensor topic"
+    )
+    p.add_argument("--topic", required=True, help="the sensor topic to produce to")
+    p.add_argument(
+        "--bootstrap", default=None, help="HOST:PORT[,…] ($STREAMVAE_KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    p.add_argument("--assets", type=int, default=6, help="pumps (default 6)")
+    p.add_argument("--days", type=float, default=14.0, help="days of event time (default 14)")
+    p.add_argument(
+        "--healthy-days",
+        type=float,
+        default=7.0,
+        help="days before the first fault: the warm-up learns normal there (default 7)",
+    )
+    p.add_argument("--faults", type=int, default=6, help="injected faults (default 6)")
+    p.add_argument("--period-s", type=float, default=300.0, help="seconds between readings (300)")
+    p.add_argument(
+        "--start-ts",
+        type=float,
+        default=None,
+        help="event time of the first reading (default: so the last one is now)",
+    )
+    p.add_argument("--missing", type=float, default=0.002, help="share of readings lost (0.002)")
+    p.add_argument("--late", type=float, default=0.002, help="share arriving late (0.002)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="× event time (0 = as fast as possible, the default)",
+    )
+    p.add_argument("--labels", default="streamvae-labels.json", help="where the labels go")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("replay", help="replay a CSV (one row per time step) into a sensor topic")
     p.add_argument("file", help="CSV: one column per channel, optional asset and time columns")
