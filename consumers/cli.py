@@ -486,15 +486,9 @@ def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     """A CSV into a sensor topic, paced or as fast as possible."""
-    from kafka import KafkaProducer
+    from consumers.replay import ReplayError, csv_readings
 
-    from consumers.replay import ReplayError, csv_readings, replay
-
-    bootstrap = args.bootstrap or os.environ.get("STREAMVAE_KAFKA_BOOTSTRAP_SERVERS", "")
-    if not bootstrap:
-        raise CLIError(
-            "no broker: pass --bootstrap HOST:PORT or set STREAMVAE_KAFKA_BOOTSTRAP_SERVERS"
-        )
+    bootstrap = _bootstrap(args)
     try:
         data = csv_readings(
             Path(args.file),
@@ -516,45 +510,16 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         f"{', '.join(data.channels)}; event time {_iso(first)} .. {_iso(last)} "
         f"({(last - first) / 3600:.1f} h); {data.skipped_rows} empty row(s) skipped\n"
     )
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5, enable_idempotence=True
-    )
-    failures: list[BaseException] = []
-
-    def send(key: bytes, value: bytes) -> None:
-        producer.send(args.topic, key=key, value=value).add_errback(failures.append)
-
-    def progress(sent: int, total: int, seconds: float) -> None:
-        rate = sent / seconds if seconds > 0 else 0.0
-        out.write(
-            f"  sent {sent:,}/{total:,} readings ({100 * sent / total:.0f} %), "
-            f"{rate:,.0f} readings/s\n"
-        )
-        out.flush()
-
-    try:
-        seconds = replay(data.readings, send, speed=args.speed, progress=progress)
-        producer.flush(timeout=60)
-    finally:
-        producer.close(timeout=10)
-    if failures:
-        raise CLIError(f"the broker refused {len(failures)} reading(s): {failures[0]!r}")
+    seconds = _produce(bootstrap, args.topic, data.readings, args.speed, out)
     out.write(f"Replayed {len(data.readings):,} readings to {args.topic} in {seconds:.1f} s.\n")
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     """A simulated pump fleet with labelled faults into a sensor topic (any broker)."""
-    from kafka import KafkaProducer
-
-    from consumers.replay import replay
     from consumers.simulate import plan_plant, write_labels
 
-    bootstrap = args.bootstrap or os.environ.get("STREAMVAE_KAFKA_BOOTSTRAP_SERVERS", "")
-    if not bootstrap:
-        raise CLIError(
-            "no broker: pass --bootstrap HOST:PORT or set STREAMVAE_KAFKA_BOOTSTRAP_SERVERS"
-        )
+    bootstrap = _bootstrap(args)
     steps = round(args.days * 86_400 / args.period_s)
     start = args.start_ts if args.start_ts is not None else time.time() - steps * args.period_s
     try:
@@ -590,27 +555,52 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
             f"  {_iso(x.start_ts)}  {x.asset:<8} {x.kind:<16} {x.channel:<12} "
             f"{x.duration_s / 3600:.1f} h\n"
         )
+    seconds = _produce(bootstrap, args.topic, plan.readings, args.speed, out)
+    out.write(f"Sent {len(plan.readings):,} readings to {args.topic} in {seconds:.1f} s.\n")
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace) -> str:
+    bootstrap = str(args.bootstrap or os.environ.get("STREAMVAE_KAFKA_BOOTSTRAP_SERVERS", ""))
+    if not bootstrap:
+        raise CLIError(
+            "no broker: pass --bootstrap HOST:PORT or set STREAMVAE_KAFKA_BOOTSTRAP_SERVERS"
+        )
+    return bootstrap
+
+
+def _produce(
+    bootstrap: str, topic: str, readings: Sequence[sv.Reading], speed: float, out: TextIO
+) -> float:
+    """Send readings to a topic (idempotent, acks=all), paced; progress lines; seconds."""
+    from kafka import KafkaProducer
+
+    from consumers.replay import replay
+
     producer = KafkaProducer(
         bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5, enable_idempotence=True
     )
     failures: list[BaseException] = []
 
     def send(key: bytes, value: bytes) -> None:
-        producer.send(args.topic, key=key, value=value).add_errback(failures.append)
+        producer.send(topic, key=key, value=value).add_errback(failures.append)
 
     def progress(sent: int, total: int, seconds: float) -> None:
-        out.write(f"  sent {sent:,}/{total:,} readings ({100 * sent / total:.0f} %)\n")
+        rate = sent / seconds if seconds > 0 else 0.0
+        out.write(
+            f"  sent {sent:,}/{total:,} readings ({100 * sent / total:.0f} %), "
+            f"{rate:,.0f} readings/s\n"
+        )
         out.flush()
 
     try:
-        seconds = replay(plan.readings, send, speed=args.speed, progress=progress)
+        seconds = replay(readings, send, speed=speed, progress=progress)
         producer.flush(timeout=60)
     finally:
         producer.close(timeout=10)
     if failures:
         raise CLIError(f"the broker refused {len(failures)} reading(s): {failures[0]!r}")
-    out.write(f"Sent {len(plan.readings):,} readings to {args.topic} in {seconds:.1f} s.\n")
-    return 0
+    return seconds
 
 
 def _iso(ts: float) -> str:
