@@ -124,7 +124,7 @@ def finite_windows(values: npt.NDArray[np.float64], window: int, stride: int) ->
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return _iso(time.time())
 
 
 # ---------------------------------------------------------------------------- commands
@@ -434,9 +434,6 @@ def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
         raise CLIError(f"no registry at {root!r} (a directory of v0001.safetensors, …)")
     reg = sv.ModelRegistry(root)
 
-    def when(ts: float) -> str:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
     if args.action == "list":
         infos = reg.list()
         if not infos:
@@ -450,7 +447,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
                 why += f" / {gate.get('reason', '')}"
             mark = "* " if i.latest else "  "
             out.write(
-                f"{mark}{i.version:<9}{when(i.created):<22}{i.size / 1024:>6.0f} KiB  {why}\n"
+                f"{mark}{i.version:<9}{_iso(i.created):<22}{i.size / 1024:>6.0f} KiB  {why}\n"
             )
         out.write("(* = latest: what services start from and swap to)\n")
         return 0
@@ -462,7 +459,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO) -> int:
         doc = {
             "version": i.version,
             "latest": i.latest,
-            "created": when(i.created),
+            "created": _iso(i.created),
             "content_hash": i.content_hash,
             "size_bytes": i.size,
             "metadata": dict(i.metadata),

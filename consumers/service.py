@@ -63,8 +63,8 @@ from consumers.checkpoint import Checkpoint, KafkaCheckpointStore
 from consumers.metrics import HealthServer, ServiceMetrics
 from consumers.settings import Settings
 from consumers.workers import AlertOut, WorkerPool, WorkerSpec, shard_of
-from streamvae.continual import train_job, training_payload
-from streamvae.registry import version_name
+from streamvae.continual import promoted_artefact, train_job, training_payload
+from streamvae.registry import version_name, version_number
 
 __all__ = ["STATE_FORMAT", "Service", "ServiceError", "dlq_headers", "shards_of_state"]
 
@@ -957,7 +957,7 @@ class Service:
                 try:
                     art = sv.loads_artefact(r.value, f"<{self.settings.kafka.models_topic}>")
                     version = str(art.metadata.get("model_version", ""))
-                    number = int(version[1:])
+                    number = version_number(version)
                 except Exception as exc:
                     _log.error("skipping an unreadable model on the models topic: %s", exc)
                     continue
@@ -1015,7 +1015,7 @@ class Service:
         values = np.concatenate([r[0] for r in parts])
         assets = [a for r in parts for a in r[1]]
         end_ts = np.concatenate([r[2] for r in parts])
-        order = np.lexsort((np.array(assets, dtype=object).astype(str), end_ts))
+        order = np.array(sorted(range(len(assets)), key=lambda i: (end_ts[i], assets[i])))
         cap = cfg.retrain.capacity
         if len(order) > cap:  # every shard's buffer together: keep an even spread of it
             order = order[np.linspace(0, len(order) - 1, cap).round().astype(int)]
@@ -1029,7 +1029,7 @@ class Service:
                 initializer=_init_trainer,
                 initargs=(self.settings.run.torch_threads,),
             )
-        versions = [int(r[4][1:]) for r in parts if str(r[4])[1:].isdigit()]
+        versions = [version_number(str(r[4]), 0) for r in parts]
         self._serving_number = max([self._group_version, *versions])
         _log.info(
             "retraining the group's model (%s) on %d buffered normal windows",
@@ -1061,16 +1061,11 @@ class Service:
         registry = None
         if self.settings.run.registry:
             registry = sv.ModelRegistry(self.settings.run.registry)
-            have = registry.versions()
-            if have:
-                newest = int(have[-1][1:])
-                version = version_name(max(int(version[1:]), newest + 1))
+            version = max(version, registry.next_version(), key=version_number)
         art = sv.loads_artefact(result["artefact"], "<candidate>")
-        data = sv.dumps_artefact(
-            art.model,
-            train_config=art.train_config,
-            scaler=art.scaler,
-            metadata={
+        data = promoted_artefact(
+            art,
+            {
                 "model_version": version,
                 "created": time.time(),
                 "reason": self._train_reason,
@@ -1078,7 +1073,7 @@ class Service:
                 "gate": decision.to_dict(),
                 "n_train": result["n_train"],
             },
-        )[0]
+        )
         if registry is not None:
             registry.save(data, version)
         producer = self._producer

@@ -53,7 +53,6 @@ import multiprocessing
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -65,6 +64,8 @@ from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from streamvae.registry import version_number
 
 __all__ = ["AlertOut", "WorkerError", "WorkerPool", "WorkerSpec", "shard_of"]
 
@@ -139,7 +140,6 @@ class WorkerPool:
         self._conns: list[Connection] = []
         self._queues: list[queue.SimpleQueue[Any]] = []
         self._threads: list[threading.Thread] = []
-        self.error: BaseException | None = None
         self._closing = False
         self._on_error: Callable[[BaseException], None] | None = None
 
@@ -181,8 +181,6 @@ class WorkerPool:
         return [p.pid for p in self._procs]
 
     def _fail(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.error = exc
         if self._on_error is not None:
             self._on_error(exc)
 
@@ -281,22 +279,13 @@ class _PipeLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the parent dies (a SIGKILLed service leaves nothing)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """A worker process's life: build, then serve messages until ``stop`` or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
+    from streamvae.continual import die_with_parent
+
+    die_with_parent()
     logger = logging.getLogger("streamvae")
     logger.handlers[:] = [_PipeLogHandler(conn, spec.index)]
     logger.setLevel(spec.log_level)
@@ -390,7 +379,10 @@ class _Worker:
         """Swap to the newest group model if this detector's is older (or it has none)."""
         if self.latest is None:
             return False
-        if detector.ready and _number(detector.model_version) >= _number(self.latest_version):
+        serving, latest = (
+            version_number(v, 0) for v in (detector.model_version, self.latest_version)
+        )
+        if detector.ready and serving >= latest:
             return False
         from streamvae.detector import _scalers_of
 
@@ -398,7 +390,7 @@ class _Worker:
         return True
 
     def _swap(self, version: str, data: bytes) -> None:
-        if _number(version) <= _number(self.latest_version):
+        if version_number(version, 0) <= version_number(self.latest_version, 0):
             return
         self.latest = self.sv.loads_artefact(data, f"<model {version} from the models topic>")
         self.latest_version = version
@@ -414,7 +406,7 @@ class _Worker:
         self.conn.send(("swapped", version, swapped))
 
     def _training(self, request: int) -> None:
-        from streamvae.continual import scaler_state
+        from streamvae.continual import serving_artefact
 
         sets = []
         serving: bytes | None = None
@@ -424,10 +416,7 @@ class _Worker:
                 continue
             sets.append(detector.training_set())
             if serving is None:
-                channels = detector.config.window.channels
-                serving = self.sv.dumps_artefact(
-                    detector.model, scaler=scaler_state(detector.serving_scalers(), channels)
-                )[0]
+                serving = serving_artefact(detector)
                 version = detector.model_version
         if sets:
             values = np.concatenate([t.values for t in sets])
@@ -519,12 +508,6 @@ class _Worker:
             if self.spec.workers > 1:  # the main process checks no asset is in two workers
                 assets.update(detector.windower.assets)
         self.conn.send(("snapshot", request, states, (active, thresholds, assets, due, buffered)))
-
-
-def _number(version: str) -> int:
-    """v0007 → 7; anything else → 0 (older than every published version)."""
-    digits = version[1:] if version.startswith("v") else ""
-    return int(digits) if digits.isdigit() else 0
 
 
 def _ready(detector: Any) -> int:

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from streamvae.artefact import dumps_artefact, loads_artefact
+from streamvae.artefact import Artefact, dumps_artefact, loads_artefact
 from streamvae.detector import Detector, DetectorConfig
 from streamvae.model.vae import RecurrentVAE
 from streamvae.registry import ModelRegistry, version_name, version_number
@@ -41,7 +41,15 @@ from streamvae.retraining import GateDecision, TrainingSet, train_candidate
 from streamvae.scaling import StandardScaler
 from streamvae.types import AlertEvent, Reading
 
-__all__ = ["RetrainOutcome", "Retrainer", "scaler_state", "train_job", "training_payload"]
+__all__ = [
+    "RetrainOutcome",
+    "Retrainer",
+    "promoted_artefact",
+    "scaler_state",
+    "serving_artefact",
+    "train_job",
+    "training_payload",
+]
 
 Background = Literal["process", "thread", "inline"]
 _log = logging.getLogger("streamvae.retrain")
@@ -83,6 +91,23 @@ def scaler_state(
         "channels": list(channels),
         "assets": {a: s.to_state() for a, s in scaler.items()},
     }
+
+
+def serving_artefact(detector: Detector) -> bytes:
+    """The serving model with the scalers it scores with, as a trainer needs it (no
+    thresholds: their baselines are megabytes, and a candidate recalibrates anyway)."""
+    assert detector.model is not None
+    return dumps_artefact(detector.model, scaler=detector.scalers_state())[0]
+
+
+def promoted_artefact(candidate: Artefact, metadata: Mapping[str, Any]) -> bytes:
+    """A gated candidate re-serialised with its version and provenance in the manifest."""
+    return dumps_artefact(
+        candidate.model,
+        train_config=candidate.train_config,
+        scaler=candidate.scaler,
+        metadata=metadata,
+    )[0]
 
 
 def training_payload(
@@ -243,10 +268,7 @@ class Retrainer:
             return
         data = d.training_set()
         cfg = d.config
-        serving = dumps_artefact(
-            d.model, scaler=scaler_state(d.serving_scalers(), cfg.window.channels)
-        )[0]
-        payload = training_payload(cfg, data, serving, reason)
+        payload = training_payload(cfg, data, serving_artefact(d), reason)
         d.retrain_started()
         self._reason = reason
         _log.info(
@@ -309,7 +331,7 @@ class Retrainer:
         if self.registry is not None:
             version = self.registry.next_version()
         else:
-            version = version_name(_number(d.model_version) + 1)
+            version = version_name(version_number(d.model_version, 0) + 1)
         metadata = {
             "model_version": version,
             "promoted_at_event_time": self.detector.trigger.last_ts,
@@ -317,9 +339,7 @@ class Retrainer:
             "previous": d.model_version,
             "gate": decision.to_dict(),
         }
-        data = dumps_artefact(
-            art.model, train_config=art.train_config, scaler=art.scaler, metadata=metadata
-        )[0]
+        data = promoted_artefact(art, metadata)
         if self.registry is not None:
             version = self.registry.save(data, version)
         from streamvae.detector import _scalers_of
@@ -334,10 +354,3 @@ class Retrainer:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
         self._future = None
-
-
-def _number(version: str) -> int:
-    try:
-        return version_number(version)
-    except Exception:
-        return 0

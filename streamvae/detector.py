@@ -489,12 +489,6 @@ class Detector:
         """A retrain was started: the clock restarts, so it is not due again meanwhile."""
         self.trigger.reset(self.trigger.last_ts)
 
-    def serving_scalers(self) -> StandardScaler | dict[str, StandardScaler] | None:
-        """The frozen scalers the serving model scores with (group: one; else per asset)."""
-        if self._group:
-            return self._row_scaler(0) if self._group_ready else None
-        return {a: self._row_scaler(i) for a, i in self._index.items()}
-
     def scaler(self, asset: str) -> StandardScaler | None:
         """The frozen scaler the asset's windows are standardised with (the group's in group
         mode), or None while there is none yet."""

@@ -70,9 +70,13 @@ def version_name(number: int) -> str:
     return f"v{number:04d}"
 
 
-def version_number(version: str) -> int:
+def version_number(version: str, default: int | None = None) -> int:
+    """v0007 → 7. Anything else raises, or gives ``default`` when one is passed (0 reads
+    "older than every published version")."""
     m = _VERSION.match(version)
     if m is None:
+        if default is not None:
+            return default
         raise RegistryError(f"{version!r} is not a version name (expected v0001, v0002, …)")
     return int(m.group(1))
 

@@ -38,7 +38,7 @@ import math
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -360,7 +360,6 @@ class Candidate:
     n_train: int
     epochs_run: int = 0
     reason: str = ""  # why it was trained (windows / time / drift / manual)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def inject_faults(
