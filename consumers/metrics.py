@@ -225,6 +225,23 @@ class ServiceMetrics:
             registry=r,
         )
         self.model_info: Final = Info("streamvae_model", "The model being served.", registry=r)
+        self.warmup_progress: Final = Gauge(
+            "streamvae_warmup_progress_ratio",
+            "How far the first model's warm-up is (0..1; 1 once every active shard scores): "
+            "the least advanced shard that has readings.",
+            registry=r,
+        )
+        self.training_progress: Final = Gauge(
+            "streamvae_first_training_progress_ratio",
+            "Epochs of the first model's training done over the maximum (0..1; early "
+            "stopping jumps to 1).",
+            registry=r,
+        )
+        self.scores_published: Final = Counter(
+            "streamvae_scores_published",
+            "Scored windows sent to kafka.scores_topic (when set).",
+            registry=r,
+        )
 
         self.inference_seconds: Final = Histogram(
             "streamvae_inference_seconds",

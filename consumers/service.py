@@ -232,6 +232,7 @@ class Service:
         self._restored: set[TopicPartition] = set()  # every worker has the partition's state
         self._worker_error: BaseException | None = None
         self._batches: dict[tuple[tuple[str, int], int], _Batch] = {}
+        self._warmup: dict[tuple[tuple[str, int], int], float] = {}  # (tp, worker) → 0..1
         self._snapshots: dict[int, _Snapshot] = {}
         self._snapshot_ids = itertools.count(1)
         self._pending: list[Any] = []  # producer futures since the last snapshot
@@ -289,6 +290,7 @@ class Service:
                 model=s.run.model,
                 torch_threads=s.run.torch_threads,
                 log_level=s.run.log_level,
+                scores=bool(s.kafka.scores_topic),
             )
             for i in range(self._workers)
         ]
@@ -543,8 +545,9 @@ class Service:
                 (k.dlq_topic, {}),
                 (k.state_topic, {"cleanup.policy": "compact"}),
                 (k.models_topic, {"cleanup.policy": "compact"}),
+                (k.scores_topic, {}),
             ):
-                if name not in existing:
+                if name and name not in existing:
                     new.append(NewTopic(name, 1, 1, topic_configs=configs))
             if new:
                 admin.create_topics(new)
@@ -579,6 +582,9 @@ class Service:
             self._assigned.discard(tp)
             self._restored.discard(tp)
             self._parts.pop(tp, None)
+        with self._lock:
+            for key in [k for k in self._warmup if TopicPartition(*k[0]) in gone]:
+                del self._warmup[key]
         self.metrics.assigned_partitions.set(len(self._assigned))
         if mine:
             _log.info("revoked %s", _names(p.tp for p in mine))
@@ -661,6 +667,8 @@ class Service:
                 req.replies[worker] = message[2:]
                 if len(req.replies) == self._workers:
                     req.done.set()
+        elif kind == "progress":
+            self.metrics.training_progress.set(message[1] / max(1, message[2]))
         elif kind == "swapped":
             if message[2]:
                 self.metrics.model_swaps.inc()
@@ -679,9 +687,14 @@ class Service:
         seconds: float,
         shard: int,
         _version: str,
+        scores: list[tuple[bytes, bytes]],
+        warmup: float,
     ) -> None:
         with self._lock:
             batch = self._batches[(key, seq)]
+            if shard:  # a shard without readings holds nobody's warm-up back
+                self._warmup[(key, worker)] = warmup
+            progress = min(self._warmup.values(), default=0.0)
         records = batch.records.pop(worker)
         producer = self._producer
         assert producer is not None
@@ -704,6 +717,13 @@ class Service:
             )
         m.inference_seconds.observe(seconds)
         m.windows_scored.inc(scored)
+        m.warmup_progress.set(progress)
+        if shard == 2:
+            m.training_progress.set(1.0)
+        if scores and self.role == "serve":
+            m.scores_published.inc(len(scores))
+            for asset_key, value in scores:
+                futures.append(producer.send(k.scores_topic, key=asset_key, value=value))
         for alert in alerts:
             m.alerts.labels(status=alert.status).inc()
             futures.append(

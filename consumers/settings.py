@@ -411,7 +411,9 @@ class KafkaSettings:
     follow Kafka's rules: the heartbeat is below the session timeout, the poll interval above
     the heartbeat. ``fetch_max_wait_ms`` is how long the broker may hold a fetch while no new
     record arrives: kafka-python's 500 ms default is added to the alert latency of a quiet
-    partition, 50 ms costs a few more idle fetches.
+    partition, 50 ms costs a few more idle fetches. ``scores_topic`` (off when unset) receives
+    every scored window's score and threshold (JSON keyed by asset) for dashboards and the
+    demo's report: as many messages as readings, so leave it off unless something reads it.
 
     Example:
         >>> k = KafkaSettings(bootstrap_servers=("kafka-1:9092",), topics=("plant.sensors",))
@@ -428,6 +430,7 @@ class KafkaSettings:
     dlq_topic: str = "streamvae.dlq.v1"
     state_topic: str = "streamvae.state.v1"
     models_topic: str = "streamvae.models.v1"
+    scores_topic: str | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = field(default=5000, metadata=_bounds(ge=1))
     poll_timeout_ms: int = field(default=200, metadata=_bounds(ge=1))
@@ -481,8 +484,10 @@ class KafkaSettings:
                     fields=(f"{p}.topic_pattern",),
                 ) from None
         seen: dict[str, str] = {}
-        for name in ("alert_topic", "dlq_topic", "state_topic", "models_topic"):
+        for name in ("alert_topic", "dlq_topic", "state_topic", "models_topic", "scores_topic"):
             topic = getattr(self, name)
+            if topic is None:
+                continue  # off
             _check_topic(f"{p}.{name}", topic)
             if topic in seen:
                 raise SettingsError(

@@ -20,8 +20,11 @@ The protocol (tuples pickled over a ``multiprocessing`` pipe, main → worker):
   (``(topic, partition)``): restore ``state`` (the shard's part of a checkpoint), or reuse
   the shard parked by a drop at ``offset``, or start fresh; replies ``("assigned", tp, ready)``.
 - ``("records", tp, seq, values, offsets)`` — decode and detect a batch; replies ``("done",
-  tp, seq, n, rejections, alerts, windows_scored, seconds, ready, model_version)`` with
-  rejections as ``(index, reason, message)`` and alerts as :class:`AlertOut`.
+  tp, seq, n, rejections, alerts, windows_scored, seconds, ready, model_version, scores,
+  warmup)`` with rejections as ``(index, reason, message)``, alerts as :class:`AlertOut`,
+  scores as ``(asset key, JSON)`` per scored window (only with ``WorkerSpec.scores``) and
+  warmup as the shard's :attr:`Detector.warmup_progress`. While a shard trains its first
+  model it sends ``("progress", epoch, epochs)`` after every epoch.
 - ``("snapshot", request, [(tp, offset)], drop)`` — the JSON state of those shards; dropped
   shards are parked under their offset (a re-assignment of our own checkpoint needs no
   restore); replies ``("snapshot", request, {tp: (json, model)}, (active alerts,
@@ -114,6 +117,7 @@ class WorkerSpec:
     model: str | None  # an artefact path to start new shards from
     torch_threads: int = 1
     log_level: str = "INFO"
+    scores: bool = False  # send every scored window's score (kafka.scores_topic is set)
 
 
 # ---------------------------------------------------------------------------- main process
@@ -356,6 +360,9 @@ class _Worker:
             detector = sv.Detector(self.spec.detector)
         return detector, sv.ReadingDecoder(self.spec.readings)
 
+    def _epoch(self, report: Any) -> None:
+        self.conn.send(("progress", report.epoch, report.epochs))
+
     def _assign(
         self, tp: PartitionKey, state: dict[str, Any] | None, offset: int | None, reuse: bool
     ) -> None:
@@ -372,6 +379,8 @@ class _Worker:
         else:
             self.parts[tp] = self._fresh()
         detector = self.parts[tp][0]
+        if not detector.ready:
+            detector.progress = self._epoch
         self._catch_up(detector)
         self.conn.send(("assigned", tp, _ready(detector), detector.model_version))
 
@@ -432,7 +441,7 @@ class _Worker:
         sv = self.sv
         part = self.parts.get(tp)
         if part is None:  # dropped while queued: the partition's next owner replays it
-            self.conn.send(("done", tp, seq, len(values), [], [], 0, 0.0, 0, ""))
+            self.conn.send(("done", tp, seq, len(values), [], [], 0, 0.0, 0, "", [], 0.0))
             return
         detector, decoder = part
         topic, partition = tp
@@ -448,9 +457,29 @@ class _Worker:
             else:
                 rejections.append((i, item.reason.value, item.message))
         before = detector.stats.windows_scored
+        was_ready = detector.ready
         started = time.perf_counter()
-        alerts = detector.process(readings)
+        scores: list[tuple[bytes, bytes]] = []
+        if self.spec.scores:
+            result = detector.process_detailed(readings)
+            alerts = result.alerts
+            scores = [_score_record(w) for w in result.scored]
+        else:
+            alerts = detector.process(readings)
         seconds = time.perf_counter() - started
+        fit = detector.last_fit
+        if not was_ready and detector.ready and fit is not None:
+            _log.info(
+                "worker %d: first model %s of %s/%d trained on %d windows (%d epochs, %.1f s)",
+                self.spec.index,
+                detector.model_version,
+                topic,
+                partition,
+                fit.n_train,
+                fit.epochs_run,
+                seconds,
+                extra={"version": detector.model_version, "windows": fit.n_train},
+            )
         out = [
             AlertOut(a.dedup_key, a.to_json(), a.status, a.asset, a.summary, a.id) for a in alerts
         ]
@@ -466,6 +495,8 @@ class _Worker:
                 seconds,
                 _ready(detector),
                 detector.model_version,
+                scores,
+                detector.warmup_progress,
             )
         )
 
@@ -508,6 +539,26 @@ class _Worker:
             if self.spec.workers > 1:  # the main process checks no asset is in two workers
                 assets.update(detector.windower.assets)
         self.conn.send(("snapshot", request, states, (active, thresholds, assets, due, buffered)))
+
+
+def _score_record(w: Any) -> tuple[bytes, bytes]:
+    """A scored window as the scores topic carries it: keyed by asset, times in epoch s."""
+    contributions = w.contributions
+    top = max(contributions, key=contributions.get) if contributions else ""
+    doc = {
+        "asset": w.window.asset,
+        "ts": w.window.end_ts,
+        "score": _finite(w.score),
+        "threshold": _finite(w.threshold),
+        "anomalous": w.anomalous,
+        "model_version": w.model_version,
+        "top_channel": top,
+    }
+    return w.window.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 4) if np.isfinite(x) else None  # JSON has no NaN or infinity
 
 
 def _ready(detector: Any) -> int:

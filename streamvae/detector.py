@@ -356,6 +356,7 @@ class Detector:
         self._train_start: list[float] = []
         self._train_seen: dict[str, int] = {}
         self._keep_every = config.train_stride
+        self._warmup_last_end = 0.0  # the newest window end seen while warming up
         # recent normal windows, for recalibration on a model swap (float32 copies)
         self._recent: dict[str, deque[npt.NDArray[np.float32]]] = {}
         self._recent_count: dict[str, int] = {}
@@ -678,8 +679,25 @@ class Detector:
         ok = {a for a, m in self._moments.items() if m.windows >= need}
         return [i for i, a in enumerate(self._train_assets) if a in ok]
 
+    @property
+    def warmup_progress(self) -> float:
+        """How far the first model's warm-up is, 0..1 (1 once a model scores): the smaller
+        of the windows collected and the event time covered, each against what the first
+        training needs — for progress bars, not for decisions."""
+        if self.ready:
+            return 1.0
+        cfg = self.config
+        n = len(self._train_values)
+        if n == 0:
+            return 0.0
+        by_windows = 1.0 if self._keep_every > cfg.train_stride else n / cfg.warmup_windows
+        span = self._warmup_last_end - self._train_start[0]
+        by_span = span / cfg.warmup_span_s if cfg.warmup_span_s > 0 else 1.0
+        return max(0.0, min(0.99, by_windows, by_span))
+
     def _maybe_train(self, last_end: float) -> None:
         cfg = self.config
+        self._warmup_last_end = last_end
         n = len(self._train_values)
         # cheap necessary conditions first: the full check walks the buffer
         if n >= cfg.warmup_windows and last_end - self._train_start[0] >= cfg.warmup_span_s:
@@ -872,6 +890,7 @@ class Detector:
                 "start": list(self._train_start),
                 "seen": dict(self._train_seen),
                 "keep_every": self._keep_every,
+                "last_end": self._warmup_last_end,
             },
             "recent": {
                 a: _b64(np.stack(list(r)), np.float32) for a, r in self._recent.items() if r
@@ -959,6 +978,7 @@ class Detector:
         det._train_assets = [str(a) for a in train["assets"]]
         det._train_values = list(_unb64(train["values"])) if train["values"] else []
         det._train_start = [float(x) for x in train["start"]]
+        det._warmup_last_end = float(train.get("last_end", 0.0))  # absent before 0.1.1
         det._train_seen = {str(k): int(v) for k, v in train["seen"].items()}
         det._keep_every = int(train["keep_every"])
         det._recent = {

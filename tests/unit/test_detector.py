@@ -476,3 +476,35 @@ def test_random_bytes_and_malformed_payloads_never_raise_through_decode_and_proc
         if isinstance(out, Reading):
             readings.append(out)
     detector.process(readings)
+
+
+# ------------------------------------------------------------ warm-up progress
+
+
+def test_warm_up_progress_grows_with_the_event_time_covered_and_is_one_once_a_model_scores():
+    config = dataclasses.replace(
+        plant_config(),
+        warmup_windows=100,
+        warmup_span_s=400 * PERIOD,
+        train=TrainConfig(epochs=2),
+    )
+    detector = Detector(config)
+    stream = asset_stream("pump-w", 3, None, 0)[:500]
+    seen = []
+    for i in range(0, 500, 50):
+        detector.process(stream[i : i + 50])
+        seen.append(detector.warmup_progress)
+    assert seen[0] < 0.1  # 19 windows of 32 steps after 50 readings, every third kept
+    assert seen == sorted(seen[: seen.index(1.0)]) + [1.0] * (len(seen) - seen.index(1.0))
+    before = seen[seen.index(1.0) - 1]
+    assert 0.8 < before < 1.0
+    assert detector.ready
+
+
+def test_warm_up_progress_survives_a_snapshot_and_restore():
+    config = dataclasses.replace(plant_config(), warmup_windows=100, warmup_span_s=400 * PERIOD)
+    detector = Detector(config)
+    detector.process(asset_stream("pump-w", 3, None, 0)[:300])
+    restored = Detector.restore(config, json.loads(json.dumps(detector.snapshot())))
+    assert restored.warmup_progress == pytest.approx(detector.warmup_progress)
+    assert 0.5 < detector.warmup_progress < 0.99

@@ -340,6 +340,10 @@ def test_an_output_topic_matched_by_the_pattern_is_refused(tmp_path):
         ({"STREAMVAE_KAFKA_DLQ_TOPIC": "streamvae.alerts.v1"}, "kafka.dlq_topic: must differ"),
         ({"STREAMVAE_KAFKA_STATE_TOPIC": "streamvae.dlq.v1"}, "kafka.state_topic: must differ"),
         ({"STREAMVAE_KAFKA_ALERT_TOPIC": "plant.sensors"}, "kafka.alert_topic: 'plant.sensors'"),
+        (
+            {"STREAMVAE_KAFKA_SCORES_TOPIC": "streamvae.alerts.v1"},
+            "kafka.scores_topic: must differ",
+        ),
     ],
 )
 def test_output_topics_differ_from_each_other_and_from_the_input(tmp_path, env, start):
