@@ -36,6 +36,16 @@ from streamvae.errors import (
     TrainingError,
     UnsafeArtefactError,
 )
+from streamvae.evaluation import (
+    AlertSpan,
+    EventSummary,
+    FaultOutcome,
+    FaultSpan,
+    alert_spans,
+    faults_from_labels,
+    match_alerts,
+    scored_asset_hours,
+)
 from streamvae.model import RecurrentVAE, ScoreBatch, Scorer, elbo_loss, gaussian_nll
 from streamvae.registry import ModelInfo, ModelRegistry, RegistryError
 from streamvae.retraining import (
@@ -68,6 +78,7 @@ __all__ = [
     "AdaptiveThreshold",
     "AlertConfig",
     "AlertEvent",
+    "AlertSpan",
     "Alerter",
     "Artefact",
     "ArtefactError",
@@ -81,6 +92,9 @@ __all__ = [
     "DetectorConfig",
     "DetectorStats",
     "EpochReport",
+    "EventSummary",
+    "FaultOutcome",
+    "FaultSpan",
     "FitReport",
     "GateDecision",
     "InputError",
@@ -120,14 +134,18 @@ __all__ = [
     "Windower",
     "WindowerStats",
     "__version__",
+    "alert_spans",
     "dumps_artefact",
     "elbo_loss",
     "encode_reading",
+    "faults_from_labels",
     "fit",
     "gaussian_nll",
     "load_artefact",
     "loads_artefact",
+    "match_alerts",
     "save_artefact",
+    "scored_asset_hours",
     "sliding_windows",
     "train_candidate",
     "validation_gate",
