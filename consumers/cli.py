@@ -513,7 +513,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
-    """A simulated pump fleet with labelled faults into a sensor topic (any broker)."""
+    """A simulated fleet with labelled faults into a sensor topic (any broker)."""
     from consumers.simulate import plan_plant, write_labels
 
     bootstrap = _bootstrap(args)
@@ -543,18 +543,57 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         seed=args.seed,
     )
     out.write(
-        f"Simulating {args.assets} pumps x {args.days:g} days ({len(plan.readings):,} readings, "
+        f"Simulating {args.assets} assets (pumps, compressors, motors) x {args.days:g} days "
+        f"({len(plan.readings):,} readings, "
         f"{plan.missing} missing, {plan.late} late) with {len(plan.labels)} faults; labels in "
         f"{labels}\n"
     )
     for x in plan.labels:
         out.write(
-            f"  {_iso(x.start_ts)}  {x.asset:<8} {x.kind:<16} {x.channel:<12} "
+            f"  {_iso(x.start_ts)}  {x.asset:<14} {x.kind:<13} {x.channel:<12} "
             f"{x.duration_s / 3600:.1f} h\n"
         )
     seconds = _produce(bootstrap, args.topic, plan.readings, args.speed, out)
     out.write(f"Sent {len(plan.readings):,} readings to {args.topic} in {seconds:.1f} s.\n")
     return 0
+
+
+def _duration(text: str) -> float:
+    """``30s``, ``3m``, ``1h`` or plain seconds, as seconds."""
+    raw = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(raw[-1:])
+    number = raw[:-1] if scale is not None else raw
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: use 30s, 3m, 1h or seconds"
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be positive")
+    return seconds
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """The embedded default: broker, plant, service, live view and report, in one command."""
+    from consumers.demo import DemoError, DemoOptions, run_demo
+
+    try:
+        opts = DemoOptions(
+            duration_s=args.duration,
+            bootstrap=args.bootstrap,
+            assets=args.assets,
+            days=args.days,
+            healthy_days=args.healthy_days,
+            faults=args.faults,
+            seed=args.seed,
+            report_dir=Path(args.report_dir),
+            workers=args.workers,
+            live=args.live,
+        )
+        return run_demo(opts, out).exit_code
+    except DemoError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _bootstrap(args: argparse.Namespace) -> str:
@@ -718,13 +757,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
-        "simulate", help="a simulated pump fleet with labelled faults into a sensor topic"
+        "demo",
+        help="the whole product live: embedded broker, simulated plant, service, alerts, report",
+        description="Start an embedded Kafka-compatible broker (unless --bootstrap), stream a "
+        "simulated plant of pumps, compressors and motors with injected faults through the "
+        "detector service, show readings, model and alerts live, and write a report to "
+        "--report-dir. Stops after --duration, once the plant is done, or on Ctrl-C.",
+    )
+    p.add_argument(
+        "--duration",
+        type=_duration,
+        default=180.0,
+        help="wall time: 30s, 3m, 180 (seconds; default 3m)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        default=None,
+        help="HOST:PORT[,…] of your own cluster (default: an embedded broker); topics and "
+        "group get a fresh run id",
+    )
+    p.add_argument("--assets", type=int, default=9, help="assets (default 9: 3 of each kind)")
+    p.add_argument("--days", type=float, default=8.0, help="days of event time (default 8)")
+    p.add_argument(
+        "--healthy-days", type=float, default=3.0, help="days before the first fault (default 3)"
+    )
+    p.add_argument("--faults", type=int, default=6, help="injected faults (default 6)")
+    p.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
+    p.add_argument(
+        "--report-dir",
+        default="streamvae-report",
+        help="where the report goes (default ./streamvae-report)",
+    )
+    p.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the live terminal view (default: on when stdout is a terminal)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "simulate",
+        help="a simulated fleet (pumps, compressors, motors) with labelled faults into a topic",
     )
     p.add_argument("--topic", required=True, help="the sensor topic to produce to")
     p.add_argument(
         "--bootstrap", default=None, help="HOST:PORT[,…] ($STREAMVAE_KAFKA_BOOTSTRAP_SERVERS)"
     )
-    p.add_argument("--assets", type=int, default=6, help="pumps (default 6)")
+    p.add_argument(
+        "--assets", type=int, default=6, help="assets, cycling pump, compressor, motor (default 6)"
+    )
     p.add_argument("--days", type=float, default=14.0, help="days of event time (default 14)")
     p.add_argument(
         "--healthy-days",

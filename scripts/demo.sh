@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# README command A: set everything up, then run the most complete end-to-end path there is
-# today: a simulated fleet streams through the Detector (warm-up, first training, live
-# alerts), then the model is exported and reloaded. Extra arguments go to
-# `streamvae quickstart`. The Kafka demo (`streamvae demo`) replaces this once it exists.
+# README command A: set everything up, then run `streamvae demo`: an embedded Kafka-compatible
+# broker, a simulated plant of pumps, compressors and motors with injected faults, the
+# detector service and a live view of its alerts, then a report in ./streamvae-report/.
+# About three minutes; extra arguments go to `streamvae demo` (e.g. --duration 60s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/streamvae quickstart "$@"
+exec .venv/bin/streamvae demo "$@"
