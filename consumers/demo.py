@@ -90,7 +90,7 @@ class DemoOptions:
     workers: int = 1
     live: bool | None = None  # None: a rich view on a terminal, plain lines otherwise
     retrain_every_days: float = 3.0
-    start_ts: float | None = None  # the plant's first event time (default: days ago)
+    start_ts: float | None = None  # the plant's first event time (default: a midnight, days ago)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.duration_s) and self.duration_s >= 10):
@@ -493,8 +493,8 @@ def run_demo(opts: DemoOptions, out: TextIO) -> DemoResult:
     view = LiveView(out, rich=opts.live)
     steps = round(opts.days * _STEPS_PER_DAY)
     start_ts = opts.start_ts
-    if start_ts is None:  # the plant's days end about now
-        start_ts = math.floor(time.time() / _PERIOD_S) * _PERIOD_S - steps * _PERIOD_S
+    if start_ts is None:  # a midnight (UTC): the same plant whenever the demo runs
+        start_ts = (math.floor(time.time() / 86_400.0) - math.ceil(opts.days)) * 86_400.0
     try:
         plan = plan_plant(
             assets=opts.assets,
