@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -574,6 +575,32 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    """SKAB through the streaming path: every fault file, pooled outlier and NAB scores."""
+    from consumers.evaluate import evaluate_skab, format_table
+
+    data = args.data or os.environ.get("STREAMVAE_SKAB", "")
+    if not data:
+        raise CLIError("no SKAB data: pass --data PATH (the folder with valve1/, valve2/, other/)")
+
+    def progress(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    out.write(f"SKAB from {data}: train on each file's first 400 rows, stream the rest\n")
+    rows = evaluate_skab(data, limit=args.files, progress=progress)
+    table = format_table(rows)
+    out.write(table + "\n")
+    if args.out:
+        target = Path(args.out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(
+            json.dumps([dataclasses.asdict(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
+        )
+        out.write(f"Wrote {target}\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     """The embedded default: broker, plant, service, live view and report, in one command."""
     from consumers.demo import DemoError, DemoOptions, run_demo
@@ -755,6 +782,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1, help="posterior samples L (default 1)")
     p.add_argument("--out", default="scores.csv")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="detection quality on a public benchmark through the streaming path",
+        description="SKAB: for each fault file, train on the first 400 rows, stream the rest "
+        "through the Detector, and score the per-row predictions (outlier F1/FAR/MAR pooled, "
+        "NAB changepoint scores) beside the published leaderboard.",
+    )
+    p.add_argument("benchmark", choices=["skab"])
+    p.add_argument("--data", default=None, help="the SKAB folder (default $STREAMVAE_SKAB)")
+    p.add_argument("--files", type=int, default=None, help="only the first N files")
+    p.add_argument("--out", default=None, help="write the rows as JSON here")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
         "demo",
