@@ -25,7 +25,7 @@ from typing import IO, Any, Final, NoReturn, Self, TypeAlias
 
 from kafka import KafkaAdminClient
 
-__all__ = ["BrokerError", "EmbeddedBroker"]
+__all__ = ["BrokerError", "EmbeddedBroker", "kill_with_parent"]
 
 _HOST: Final = "127.0.0.1"
 _LOG_LINES_KEPT: Final = 200
@@ -73,9 +73,12 @@ def _resolve_binary() -> str:
     return binary
 
 
-def _pdeathsig() -> None:
-    # Runs in the child between fork and exec: no imports, no locks, just the prctl call
-    # (PR_SET_PDEATHSIG = 1) through a libc handle loaded before the fork.
+def kill_with_parent() -> None:
+    """A ``preexec_fn``: the child is SIGKILLed when the thread that started it dies (Linux).
+
+    Runs in the child between fork and exec: no imports, no locks, just the prctl call
+    (PR_SET_PDEATHSIG = 1) through a libc handle loaded before the fork.
+    """
     if _LIBC is not None:
         _LIBC.prctl(1, signal.SIGKILL)
 
@@ -296,7 +299,7 @@ class EmbeddedBroker:
             errors="replace",
             env=env,
             start_new_session=True,
-            preexec_fn=_pdeathsig if self._die_with_parent else None,
+            preexec_fn=kill_with_parent if self._die_with_parent else None,
         )
         assert process.stdout is not None  # guaranteed by stdout=PIPE
         self._process = process

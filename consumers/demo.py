@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import streamvae as sv
+from consumers.broker import kill_with_parent
 from consumers.live import LiveState, LiveView, alert_line
 from consumers.simulate import (
     FaultLabel,
@@ -428,7 +429,7 @@ class _Service:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_pdeathsig,
+            preexec_fn=kill_with_parent,
         )
 
     @property
@@ -449,12 +450,6 @@ class _Service:
                 self.proc.wait(timeout=10)
         self._log.close()
         return int(self.proc.returncode)
-
-
-def _pdeathsig() -> None:
-    from consumers.broker import _pdeathsig as arm
-
-    arm()
 
 
 # ---------------------------------------------------------------------------- the run
