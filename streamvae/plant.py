@@ -399,7 +399,8 @@ class Asset:
             elif f.kind == "leak":
                 leak[span] = m * onset
         physics = {"pump": self._pump, "compressor": self._compressor, "motor": self._motor}
-        clean, noise_sd, mult = physics[self.kind](rng, demand, ambient, wear, cavitation, leak)
+        clean, noise_sd = physics[self.kind](rng, demand, ambient, wear, cavitation, leak)
+        mult = 0.04 + 0.1 * np.minimum(wear, 1.0)  # vibration noise bursts grow with the defect
         nominal = np.array([noise_sd[c] for c in FLEET_CHANNELS])
         sd = nominal * self.noise
         values = clean + rng.normal(0.0, 1.0, clean.shape) * sd
@@ -474,7 +475,7 @@ class Asset:
         wear: FloatArray,
         cav: FloatArray,
         leak: FloatArray,
-    ) -> tuple[FloatArray, dict[str, float], FloatArray]:
+    ) -> tuple[FloatArray, dict[str, float]]:
         n = u.size
         q_rated = 120.0 * rng.uniform(0.9, 1.1)  # m³/h at rated speed and design pressure
         p0 = rng.uniform(7.6, 8.4)  # shut-off pressure at rated speed, bar
@@ -510,7 +511,6 @@ class Asset:
         temperature = ambient + _low_pass(heat, self._alpha(40 * 60.0))
         vibration = vib_size * (0.5 + 1.5 * s * s + 1.2 * (ratio - 1.0) ** 2)
         vibration = vibration * (1.0 + wear) + cav * 2.2 * (1.0 + 0.4 * np.abs(erratic[2]))
-        mult = 0.04 + 0.1 * np.minimum(wear, 1.0)  # bursts grow with the defect
         noise = {
             "flow": 0.01 * q_rated,
             "pressure": 0.05,
@@ -522,7 +522,6 @@ class Asset:
         return (
             np.stack([flow, pressure, temperature, vibration, current, speed], axis=1),
             noise,
-            mult,
         )
 
     def _compressor(
@@ -533,7 +532,7 @@ class Asset:
         wear: FloatArray,
         cav: FloatArray,
         leak: FloatArray,
-    ) -> tuple[FloatArray, dict[str, float], FloatArray]:
+    ) -> tuple[FloatArray, dict[str, float]]:
         n = u.size
         capacity = 25.0 * rng.uniform(0.9, 1.1)  # m³/min free air delivered when loaded
         p_load = rng.uniform(6.4, 6.8)  # loads below this, bar
@@ -569,7 +568,6 @@ class Asset:
         heat = 6.0 + 16.0 * share + 9.0 * wear
         temperature = ambient + _low_pass(heat, self._alpha(30 * 60.0))
         vibration = vib_size * (1.1 + 0.9 * share) * (1.0 + wear)
-        mult = 0.04 + 0.1 * np.minimum(wear, 1.0)
         noise = {
             "flow": 0.015 * capacity,
             "pressure": 0.03,
@@ -581,7 +579,6 @@ class Asset:
         return (
             np.stack([flow, pressure, temperature, vibration, current, speed], axis=1),
             noise,
-            mult,
         )
 
     def _motor(
@@ -592,7 +589,7 @@ class Asset:
         wear: FloatArray,
         cav: FloatArray,
         leak: FloatArray,
-    ) -> tuple[FloatArray, dict[str, float], FloatArray]:
+    ) -> tuple[FloatArray, dict[str, float]]:
         q_rated = 12.0 * rng.uniform(0.9, 1.1)  # m³/s at rated speed
         p_rated = 1.2 * rng.uniform(0.9, 1.1)  # kPa static pressure at rated speed, 20 °C
         eta = rng.uniform(0.68, 0.76)
@@ -609,7 +606,6 @@ class Asset:
         heat = 8.0 * s * s + 12.0 * power / p_motor + 9.0 * wear
         temperature = ambient + _low_pass(heat, self._alpha(50 * 60.0))
         vibration = vib_size * (0.6 + 1.8 * s * s) * (1.0 + wear)
-        mult = 0.04 + 0.1 * np.minimum(wear, 1.0)
         noise = {
             "flow": 0.015 * q_rated,
             "pressure": 0.015 * p_rated,
@@ -621,7 +617,6 @@ class Asset:
         return (
             np.stack([flow, pressure, temperature, vibration, current, speed], axis=1),
             noise,
-            mult,
         )
 
 
