@@ -588,7 +588,8 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
         out.flush()
 
     out.write(f"SKAB from {data}: train on each file's first 400 rows, stream the rest\n")
-    rows = evaluate_skab(data, limit=args.files, progress=progress)
+    plots = Path(args.plots) if args.plots else None
+    rows = evaluate_skab(data, limit=args.files, progress=progress, plots=plots)
     table = format_table(rows)
     out.write(table + "\n")
     if args.out:
@@ -794,6 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="the SKAB folder (default $STREAMVAE_SKAB)")
     p.add_argument("--files", type=int, default=None, help="only the first N files")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
+    p.add_argument("--plots", default=None, help="write one PNG per file into this folder")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

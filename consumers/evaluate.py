@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,7 @@ __all__ = [
     "evaluate_skab",
     "format_table",
     "load_skab_file",
+    "plot_file",
     "run_streamvae",
     "score_rows",
     "skab_detector_config",
@@ -281,11 +283,68 @@ def score_rows(
     )
 
 
+PLOT_CHANNELS = ("Accelerometer1RMS", "Pressure", "Volume Flow RateRMS", "Temperature")
+
+
+def plot_file(f: SkabFile, run: FileRun, path: Path) -> Path:
+    """One file as a PNG: key channels with the labelled anomalies shaded, then the score
+    against the threshold with the window decisions and the open alerts — what a person
+    checks first when a number in the table looks wrong."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t0 = f.ts[0]
+    minutes = (f.ts - t0) / 60.0
+    test_min = (run.ts - t0) / 60.0
+    fig = Figure(figsize=(11, 1.3 * (len(PLOT_CHANNELS) + 2)), dpi=90)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(PLOT_CHANNELS) + 1, 1, sharex=True)
+
+    def shade(ax: Any) -> None:
+        y = f.anomaly
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], y.astype(int), [0]])))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            ax.axvspan(minutes[a], minutes[min(b, len(minutes) - 1)], color="#f6d7a7", lw=0)
+        ax.axvline(minutes[TRAIN_ROWS], color="#555", lw=0.8, ls=":")
+
+    for ax, name in zip(axes[:-1], PLOT_CHANNELS, strict=True):
+        shade(ax)
+        ax.plot(minutes, f.values[:, SKAB_CHANNELS.index(name)], lw=0.7, color="#34495e")
+        ax.set_ylabel(name, fontsize=7, rotation=0, ha="right")
+        ax.tick_params(labelsize=7)
+    ax = axes[-1]
+    shade(ax)
+    ax.plot(test_min, run.score, lw=0.7, color="black", label="score per window [nats/value]")
+    ax.plot(test_min, run.threshold, lw=0.9, ls="--", color="#16a085", label="threshold")
+    flagged = run.pred & np.isfinite(run.score)
+    ax.plot(test_min[flagged], run.score[flagged], ".", ms=2, color="#c0392b", label="flagged")
+    both = np.concatenate([run.score, run.threshold])
+    top = float(np.nanmax(both)) if np.isfinite(both).any() else 1.0
+    for e in run.alerts:
+        if e.status == "firing":
+            ax.axvline((e.window_end - t0) / 60.0, color="#7b1fa2", lw=0.9)
+    ax.set_ylabel("score\n[nats/value]", fontsize=7, rotation=0, ha="right")
+    ax.set_ylim(top=top * 1.05 if top > 0 else None)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left", ncol=3, frameon=False)
+    ax.set_xlabel(
+        "minutes since the file's first row (dotted: end of the 400 training rows; "
+        "shaded: labelled anomaly; purple: alert raised)",
+        fontsize=8,
+    )
+    fig.suptitle(f"SKAB {f.name}", fontsize=10)
+    fig.subplots_adjust(left=0.16, right=0.99, top=0.95, bottom=0.08, hspace=0.15)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def evaluate_skab(
     root: str | Path,
     *,
     limit: int | None = None,
     progress: Callable[[str], None] = print,
+    plots: Path | None = None,
 ) -> list[Row]:
     """streamvae (window decisions and open alerts) and the two baselines on every fault
     file, pooled. The baselines see the same rows (the readings' values, in file order),
@@ -304,6 +363,8 @@ def evaluate_skab(
         seconds += run.seconds
         window_runs.append((f, run.pred))
         alert_runs.append((f, run.alert))
+        if plots is not None:
+            plot_file(f, run, plots / f"{f.name.replace('/', '-')}.png")
         for detector in (baselines.HalfSpaceTreesBaseline(), baselines.HotellingT2Baseline()):
             started = time.perf_counter()
             _, flags = baselines.run(detector, f.values[:TRAIN_ROWS], f.values[TRAIN_ROWS:])

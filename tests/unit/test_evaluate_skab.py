@@ -47,6 +47,8 @@ def test_the_command_prints_our_rows_beside_the_leaderboard(tmp_path):
             "1",
             "--out",
             str(tmp_path / "r.json"),
+            "--plots",
+            str(tmp_path / "plots"),
         ],
         out=out,
     )
@@ -55,4 +57,8 @@ def test_the_command_prints_our_rows_beside_the_leaderboard(tmp_path):
     assert "[ 1/1] valve1/0" in text
     assert "streamvae (window decisions)" in text
     assert "Conv-AE" in text
+    assert "river HalfSpaceTrees (baseline)" in text
+    assert "T² PCA/Hotelling (baseline)" in text
     assert (tmp_path / "r.json").exists()
+    png = (tmp_path / "plots" / "valve1-0.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
