@@ -49,20 +49,12 @@ T0 = 1_700_006_400.0  # a midnight (UTC): step 0 of the plant's daily cycle
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    label: FaultLabel
-    detected: bool
-    ttd_min: float | None
-    top: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class SeedResult:
     seed: int
     train_s: float
     epochs: int
     val_loss: float
-    outcomes: list[Outcome]
+    outcomes: list[sv.FaultOutcome]
     false_alerts: list[sv.AlertSpan]
     refires: int
     asset_days: float
@@ -70,7 +62,7 @@ class SeedResult:
 
 def judge(
     alerts: list[sv.AlertEvent], labels: list[FaultLabel], window_s: float
-) -> tuple[list[Outcome], list[sv.AlertSpan], int]:
+) -> tuple[list[sv.FaultOutcome], list[sv.AlertSpan], int]:
     """Match alerts to faults as the demo and its report do (``streamvae.evaluation``): an
     alert belongs to a fault of its asset when the window that fired ends within [fault
     start, fault end + one window]."""
@@ -78,17 +70,8 @@ def judge(
     summary = sv.match_alerts(
         faults, sv.alert_spans(e.to_cloudevent() for e in alerts), tolerance_s=window_s
     )
-    outcomes = [
-        Outcome(
-            x,
-            o.detected,
-            None if o.time_to_detect_s is None else o.time_to_detect_s / 60.0,
-            o.top_channel,
-        )
-        for x, o in zip(labels, summary.outcomes, strict=True)
-    ]
     refires = sum(max(0, o.alerts - 1) for o in summary.outcomes)
-    return outcomes, list(summary.false_alerts), refires
+    return list(summary.outcomes), list(summary.false_alerts), refires
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> SeedResult:
@@ -198,12 +181,12 @@ def main() -> None:
         if args.quiet:
             continue
         for o in r.outcomes:
-            x = o.label
-            ttd = f"{o.ttd_min:6.0f} min" if o.ttd_min is not None else "     —    "
+            x, t = o.fault, o.time_to_detect_s
+            ttd = f"{t / 60:6.0f} min" if t is not None else "     —    "
             print(
                 f"  {x.asset:<14} {x.kind:<13} {x.channel:<12} {_iso(x.start_ts)} "
                 f"{x.duration_s / 3600:4.0f} h  {'DETECTED' if o.detected else 'missed  '} "
-                f"ttd {ttd}  top {o.top or '—'}"
+                f"ttd {ttd}  top {o.top_channel or '—'}"
             )
         for e in r.false_alerts:
             print(
@@ -213,18 +196,18 @@ def main() -> None:
                 f"top {e.top_channel}"
             )
     outcomes = [o for r in results for o in r.outcomes]
-    by_kind: dict[str, list[Outcome]] = defaultdict(list)
+    by_kind: dict[str, list[sv.FaultOutcome]] = defaultdict(list)
     for o in outcomes:
-        by_kind[o.label.kind].append(o)
+        by_kind[o.fault.kind].append(o)
     print(f"\n{'kind':<13} {'detected':>9} {'median ttd':>11} {'top right':>10}")
     for kind in FAULT_KINDS:
         group = by_kind.get(kind, [])
         if not group:
             continue
         hits = [o for o in group if o.detected]
-        ttds = sorted(o.ttd_min for o in hits if o.ttd_min is not None)
+        ttds = sorted(o.time_to_detect_s / 60 for o in hits if o.time_to_detect_s is not None)
         median = f"{ttds[len(ttds) // 2]:.0f} min" if ttds else "—"
-        top = sum(o.top == o.label.channel for o in hits)
+        top = sum(bool(o.names_channel) for o in hits)
         print(f"{kind:<13} {len(hits):>4}/{len(group):<4} {median:>11} {top:>6}/{len(hits)}")
     detected = sum(o.detected for o in outcomes)
     false = sum(len(r.false_alerts) for r in results)

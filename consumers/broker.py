@@ -25,7 +25,7 @@ from typing import IO, Any, Final, NoReturn, Self, TypeAlias
 
 from kafka import KafkaAdminClient
 
-__all__ = ["BrokerError", "EmbeddedBroker", "kill_with_parent"]
+__all__ = ["BrokerError", "EmbeddedBroker", "free_loopback_port", "kill_with_parent"]
 
 _HOST: Final = "127.0.0.1"
 _LOG_LINES_KEPT: Final = 200
@@ -97,7 +97,7 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _free_loopback_port() -> int:
+def free_loopback_port() -> int:
     # The port is free when we look, not necessarily when Tansu binds it; start() retries with
     # a fresh port if another process wins that race.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -233,7 +233,7 @@ class EmbeddedBroker:
         binary = self._binary or _resolve_binary()
         deadline = time.monotonic() + self._startup_timeout_s
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            self._spawn(binary, _free_loopback_port())
+            self._spawn(binary, free_loopback_port())
             try:
                 self._wait_until_ready(deadline)
             except BrokerError:

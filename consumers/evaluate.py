@@ -261,17 +261,17 @@ def score_rows(
     from streamvae import skab
 
     counts = skab.pool(skab.outlier_counts(f.anomaly[TRAIN_ROWS:], p) for f, p in runs)
-    nab = []
-    for profile in skab.PROFILES:
-        per_file = [
-            skab.nab_file(
-                skab.true_changepoints(f.changepoint[TRAIN_ROWS:], f.ts[TRAIN_ROWS:]),
-                skab.predicted_changepoints(p, f.ts[TRAIN_ROWS:]),
-                profile,
-            )
-            for f, p in runs
-        ]
-        nab.append(skab.nab_normalised(per_file, profile))
+    cps = [
+        (
+            skab.true_changepoints(f.changepoint[TRAIN_ROWS:], f.ts[TRAIN_ROWS:]),
+            skab.predicted_changepoints(p, f.ts[TRAIN_ROWS:]),
+        )
+        for f, p in runs
+    ]
+    nab = [
+        skab.nab_normalised((skab.nab_file(t, q, profile) for t, q in cps), profile)
+        for profile in skab.PROFILES
+    ]
     return Row(
         name,
         counts.f1 or 0.0,
