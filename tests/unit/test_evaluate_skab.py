@@ -62,3 +62,16 @@ def test_the_command_prints_our_rows_beside_the_leaderboard(tmp_path):
     assert (tmp_path / "r.json").exists()
     png = (tmp_path / "plots" / "valve1-0.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+def test_the_plots_folder_gets_a_summary_page_linking_each_files_plot(tmp_path):
+    code = main(
+        ["evaluate", "skab", "--data", str(SKAB), "--files", "1", "--plots", str(tmp_path)],
+        out=io.StringIO(),
+    )
+    page = (tmp_path / "index.html").read_text()
+    assert code == 0
+    assert "streamvae (window decisions)" in page
+    assert "published: Conv-AE" in page
+    assert '<a href="valve1-0.png">plot</a>' in page
+    assert (tmp_path / "valve1-0.png").exists()
