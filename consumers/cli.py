@@ -5,6 +5,7 @@ files, prints, and looks at the wall clock for progress and provenance.
 
 Subcommands:
     run          the Kafka service (consumer group in, alert topic out)
+    bridge       the alert topic to Alertmanager or PagerDuty
     quickstart   stream a simulated fleet through the Detector, print live alerts
     train        train a model on a CSV file or the synthetic plant and save an artefact
     score        score a CSV file with a saved artefact
@@ -678,6 +679,17 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     return _serve(args, role="serve")
 
 
+def cmd_bridge(args: argparse.Namespace, out: TextIO) -> int:
+    """The alert topic to Alertmanager or PagerDuty (consumers/bridge.py); blocks until
+    SIGTERM/SIGINT, then finishes the request in flight, commits and exits 0."""
+    from consumers.bridge import BridgeError, run_cli
+
+    try:
+        return run_cli(args)
+    except BridgeError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def _serve(args: argparse.Namespace, role: Literal["serve", "train"]) -> int:
     import faulthandler
     import signal
@@ -745,6 +757,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-format", choices=["text", "json"], default=None)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "bridge",
+        help="forward the alert topic to Alertmanager or PagerDuty (blocks; SIGTERM stops)",
+        description="Consume the service's alert topic (kafka.alert_topic of the same settings) "
+        "in its own consumer group and forward every firing and resolved alert; offsets are "
+        "committed only once the receiver accepted. docs/bridges.md has the details.",
+    )
+    receivers = p.add_subparsers(dest="receiver", required=True, metavar="RECEIVER")
+    am = receivers.add_parser(
+        "alertmanager",
+        help="POST /api/v2/alerts; firing alerts are re-sent every --resend-interval",
+    )
+    am.add_argument("--url", required=True, help="Alertmanager's base URL, e.g. http://am:9093")
+    am.add_argument(
+        "--resend-interval",
+        type=_duration,
+        default=60.0,
+        help="re-send every firing alert this often (default 60s; keep it well below "
+        "Alertmanager's resolve_timeout, 5m by default)",
+    )
+    am.add_argument(
+        "--generator-url",
+        default=None,
+        help="a link for each alert, {asset} and {site} filled in (e.g. a dashboard)",
+    )
+    pd = receivers.add_parser("pagerduty", help="PagerDuty Events API v2: trigger and resolve")
+    pd.add_argument(
+        "--routing-key-file",
+        required=True,
+        help="a file holding the 32-character integration (routing) key; never logged",
+    )
+    pd.add_argument(
+        "--url",
+        default=None,
+        help="the Events API base URL (default: PagerDuty's public events endpoint)",
+    )
+    pd.add_argument("--client-url", default=None, help="a link shown on the incident")
+    for r in (am, pd):
+        r.add_argument("--config", default=None, help="the service's TOML settings file")
+        r.add_argument(
+            "--group",
+            default=None,
+            help="the consumer group (default <kafka.group_id>.bridge.<receiver>)",
+        )
+        r.add_argument("--log-format", choices=["text", "json"], default=None)
+        r.add_argument(
+            "--retry-initial",
+            type=_duration,
+            default=0.5,
+            help="first retry delay after a failed delivery (default 0.5s; doubles each time)",
+        )
+        r.add_argument(
+            "--retry-max", type=_duration, default=30.0, help="retry delay cap (default 30s)"
+        )
+        r.add_argument(
+            "--timeout", type=_duration, default=10.0, help="HTTP request timeout (default 10s)"
+        )
+        r.add_argument(
+            "--progress-interval",
+            type=_duration,
+            default=60.0,
+            help="seconds between progress lines (default 60s)",
+        )
+        r.add_argument(
+            "--metrics-port",
+            type=int,
+            default=-1,
+            help="serve Prometheus metrics (streamvae_bridge_*) here: 0 any free port, "
+            "-1 off (default)",
+        )
+        r.add_argument(
+            "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
+        )
+    p.set_defaults(func=cmd_bridge)
 
     p = sub.add_parser("train", help="train a model and save an artefact")
     src = p.add_mutually_exclusive_group(required=True)
