@@ -97,8 +97,10 @@ __all__ = [
 
 MASK = "********"
 ENV_PREFIX = "STREAMVAE_"
-# Variables with the prefix that belong to the project's scripts, not to the settings.
-_ENV_ALLOWED = frozenset({"STREAMVAE_CONSTRAINTS"})
+# Variables with the prefix that belong to the project's scripts and other subcommands (setup's
+# torch constraints, `models --registry`, `evaluate --data`), not to the service's settings:
+# an operator who exports them must still be able to start `streamvae run`.
+_ENV_ALLOWED = frozenset({"STREAMVAE_CONSTRAINTS", "STREAMVAE_REGISTRY", "STREAMVAE_SKAB"})
 _DEFAULTS = "the defaults"
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})

@@ -187,6 +187,11 @@ def test_allow_listed_and_unprefixed_env_vars_are_ignored(tmp_path):
     assert load(tmp_path, env=env).kafka.group_id == "streamvae"
 
 
+def test_the_other_subcommands_variables_do_not_stop_the_service_from_starting(tmp_path):
+    env = {"STREAMVAE_REGISTRY": "/var/lib/streamvae/models", "STREAMVAE_SKAB": "/data/skab"}
+    assert load(tmp_path, env=env).kafka.group_id == "streamvae"
+
+
 def test_every_setting_has_its_own_env_var():
     specs = settings_module._env_specs()  # raises if two settings shared a name
     assert specs["STREAMVAE_KAFKA_SECURITY_PASSWORD"].path == ("kafka", "security", "password")
