@@ -252,11 +252,29 @@ def test_the_image_entry_point_and_default_command_parse_with_the_real_cli():
 # ----------------------------------------------------------------------------- commands
 
 
-@pytest.mark.parametrize("service", ["detector", "simulator"])
+@pytest.mark.parametrize("service", ["detector", "simulator", "alert-bridge"])
 def test_every_compose_command_parses_with_the_real_cli(service):
     command = [str(a) for a in compose()["services"][service]["command"]]
     args = build_parser().parse_args(command)
     assert args.command == command[0]
+
+
+def test_the_alert_bridge_sends_to_the_compose_alertmanager():
+    args = build_parser().parse_args(
+        [str(a) for a in compose()["services"]["alert-bridge"]["command"]]
+    )
+    port = compose()["services"]["alertmanager"]["ports"][0].split(":")[-1].split()[0]
+    assert args.receiver == "alertmanager"
+    assert args.url == f"http://alertmanager:{port}"
+
+
+def test_amtool_accepts_the_compose_alertmanager_config():
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("no amtool on PATH (Debian: apt-get install prometheus-alertmanager)")
+    config = DEPLOY / "alertmanager" / "alertmanager.yml"
+    done = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_simulator_sends_to_the_topic_the_detector_reads(tmp_path):
