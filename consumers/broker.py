@@ -175,6 +175,7 @@ class EmbeddedBroker:
         stop_grace_s: float = 5.0,
         binary: str | os.PathLike[str] | None = None,
         die_with_parent: bool = False,
+        advertised_port: int | None = None,
     ) -> None:
         """Configure, but do not start, a broker.
 
@@ -182,7 +183,15 @@ class EmbeddedBroker:
         the failure paths. ``die_with_parent`` (Linux) has the kernel kill the broker when the
         thread that started it dies, even by SIGKILL — for a program like the demo that must
         never leave a broker behind; start such a broker from the main thread.
+        ``advertised_port`` makes the broker tell clients (in metadata) to reach it on another
+        loopback port than the one it listens on — a proxy's, so that the proxy stays in the
+        path after the clients' bootstrap (the reliability campaign's network faults).
         """
+        if advertised_port is not None and not (
+            isinstance(advertised_port, int) and 0 < advertised_port <= 65535
+        ):
+            raise ValueError(f"advertised_port must be in 1..65535, got {advertised_port!r}")
+        self._advertised_port = advertised_port
         self._die_with_parent = die_with_parent
         self._startup_timeout_s = startup_timeout_s
         self._stop_grace_s = stop_grace_s
@@ -278,6 +287,7 @@ class EmbeddedBroker:
 
     def _spawn(self, binary: str, port: int) -> None:
         url = f"tcp://{_HOST}:{port}"
+        advertised = f"tcp://{_HOST}:{self._advertised_port or port}"
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_VARS}
         env["NO_COLOR"] = "1"  # Tansu colours its log even when writing to a pipe
         self._log.clear()
@@ -288,7 +298,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -102,6 +102,12 @@ class KafkaCheckpointStore:
 
     # ------------------------------------------------------------------ writing
 
+    def use_producer(self, producer: KafkaProducer) -> None:
+        """Write through ``producer`` from now on (the service replaced a producer that the
+        broker put in a fatal state); the store does not close a producer it was given."""
+        self._producer = producer
+        self._own_producer = False
+
     def _get_producer(self) -> KafkaProducer:
         if self._producer is None:
             self._producer = KafkaProducer(

@@ -183,6 +183,13 @@ class ServiceMetrics:
             ["result"],
             registry=r,
         )
+        self.models_refused: Final = Counter(
+            "streamvae_models_refused",
+            "Artefacts on the models topic refused (unreadable, tampered, or for other windows); "
+            "the current model keeps serving",
+            ["reason"],
+            registry=r,
+        )
         self.model_swaps: Final = Counter(
             "streamvae_model_swaps",
             "Newer group models this instance swapped its detectors to (from the models topic).",

@@ -57,9 +57,10 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError
 
 import streamvae as sv
-from consumers.checkpoint import Checkpoint, KafkaCheckpointStore
+from consumers.checkpoint import Checkpoint, CheckpointError, KafkaCheckpointStore
 from consumers.metrics import HealthServer, ServiceMetrics
 from consumers.settings import Settings
 from consumers.workers import AlertOut, WorkerPool, WorkerSpec, shard_of
@@ -77,6 +78,11 @@ _EMPTY, _WARMING, _SCORING = 0, 1, 2
 
 class ServiceError(RuntimeError):
     """The service cannot go on (a worker failed, the broker refused a write)."""
+
+
+class _Postponed(RuntimeError):
+    """A checkpoint that could not be made durable yet (the broker did not answer in time):
+    nothing is committed, and the next checkpoint tries again."""
 
 
 def dlq_headers(record: Any, reason: str, message: str) -> list[tuple[str, bytes]]:
@@ -176,8 +182,36 @@ class _Snapshot:
     gauges: dict[int, tuple[int, dict[str, float], set[str], list[str], int]] = field(
         default_factory=dict
     )
-    pending: list[Any] = field(default_factory=list)  # producer futures to check first
+    pending: list[_Sent] = field(default_factory=list)  # sends to check first
     done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(slots=True, eq=False)
+class _Sent:
+    """A record handed to the producer, kept until a checkpoint has seen it acknowledged: a
+    broker that lost the producer's id (restarted without its data) fails such sends for good,
+    and they are sent once more, in order, rather than lost or turned into a restart."""
+
+    future: Any
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+    resent: bool = False
+
+    @property
+    def is_done(self) -> bool:
+        return bool(self.future.is_done)
+
+    @property
+    def acked(self) -> bool:
+        return bool(self.future.is_done and self.future.succeeded())
+
+    def resend(self, producer: KafkaProducer) -> None:
+        self.future = producer.send(
+            self.topic, key=self.key, value=self.value, headers=self.headers
+        )
+        self.resent = True
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -214,7 +248,13 @@ class Service:
         self.role = role
         self._group = settings.kafka.group_id + (".trainer" if role == "train" else "")
         k = settings.kafka
-        self._kwargs: dict[str, Any] = dict(settings.kafka.security.kafka_kwargs())
+        # kafka-python backs reconnects off exponentially up to 30 s (the Java client: 1 s),
+        # so after a long outage the service stayed unready for up to 30 s more than the
+        # outage lasted (measured: 53 s after a 30 s cut); 2 s caps that cost
+        self._kwargs: dict[str, Any] = {
+            "reconnect_backoff_max_ms": 2000,
+            **settings.kafka.security.kafka_kwargs(),
+        }
         self._bootstrap = list(k.bootstrap_servers)
         self._workers = settings.run.workers
         if settings.run.model:
@@ -235,10 +275,15 @@ class Service:
         self._warmup: dict[tuple[tuple[str, int], int], float] = {}  # (tp, worker) → 0..1
         self._snapshots: dict[int, _Snapshot] = {}
         self._snapshot_ids = itertools.count(1)
-        self._pending: list[Any] = []  # producer futures since the last snapshot
+        self._pending: list[_Sent] = []  # records sent since the last snapshot
         self._last_checkpoint = time.monotonic()
         self._cp_busy = threading.Event()  # a background checkpoint is being taken
         self._split_warned = -1e9  # when assets split over workers were last reported
+        # a broker outage: since when poll() has failed (or the coordinator is unknown), and why
+        self._broker_down_since: float | None = None
+        self._broker_down_reason = ""
+        self._broker_warned = -1e9
+        self._stalls = 0  # background checkpoints postponed in a row
         # continual learning (docs/continual.md): the group's model version, the trainer
         self._group_version = 0  # the newest version number seen on the models topic
         self._due: list[str] = []  # retrain reasons the workers' shards reported last
@@ -263,6 +308,12 @@ class Service:
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: partitions assigned, their state restored, a model to score with."""
+        down = self._broker_down_since
+        if down is not None:
+            return False, (
+                f"broker unreachable for {time.monotonic() - down:.0f} s "
+                f"({self._broker_down_reason}): alerts cannot be delivered"
+            )
         assigned = set(self._assigned)
         if not assigned:
             return False, "no partitions assigned yet"
@@ -297,16 +348,39 @@ class Service:
         # the workers import torch and load the model while the topics and clients come up
         self._pool = WorkerPool(specs, self._on_reply).start(self._on_worker_error)
         _log.info("started %d worker process(es): pids %s", self._workers, self._pool.pids())
+        try:
+            self._start_clients()
+        except Exception as exc:
+            # without this the worker processes (which ignore SIGTERM) kept the process alive
+            # after a traceback: a wrong address or SASL setting hung `streamvae run` for good
+            _log.error(
+                "cannot reach the brokers at %s: %s: %s; check kafka.bootstrap_servers and "
+                "[kafka.security]",
+                ",".join(self._bootstrap),
+                type(exc).__name__,
+                exc,
+            )
+            self._close(commit=False)
+            return 1
+        code = 0
+        try:
+            while not self._stopping.is_set():
+                self._raise_worker_error()
+                if self.health is not None:
+                    self.health.beat()
+                self._poll_once()
+            code = self._shutdown()
+        except Exception:
+            _log.exception("the service stops on an error; offsets stay at the last checkpoint")
+            code = 1
+            self._close(commit=False)
+        return code
+
+    def _start_clients(self) -> None:
+        """Topics, producer, checkpoint store, the models follower, health, the consumer."""
+        s = self.settings
         self._ensure_topics()
-        self._producer = KafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"{s.kafka.client_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            request_timeout_ms=s.kafka.request_timeout_ms,
-            **self._kwargs,
-        )
+        self._producer = self._new_producer()
         self._store = KafkaCheckpointStore(
             self._bootstrap,
             s.kafka.state_topic,
@@ -350,19 +424,31 @@ class Service:
                 s.kafka.group_id,
                 s.kafka.models_topic,
             )
-        code = 0
-        try:
-            while not self._stopping.is_set():
-                self._raise_worker_error()
-                if self.health is not None:
-                    self.health.beat()
-                self._poll_once()
-            code = self._shutdown()
-        except Exception:
-            _log.exception("the service stops on an error; offsets stay at the last checkpoint")
-            code = 1
-            self._close(commit=False)
-        return code
+
+    def _new_producer(self) -> KafkaProducer:
+        k = self.settings.kafka
+        return KafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{k.client_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=k.request_timeout_ms,
+            **self._kwargs,
+        )
+
+    def _renew_producer(self, reason: BaseException) -> KafkaProducer:
+        """Replace a producer the broker has put in a fatal state (e.g. a restarted broker
+        that lost its data refuses the idempotent producer's id for good)."""
+        old, new = self._producer, self._new_producer()
+        self._producer = new
+        self._stalls = 0
+        if self._store is not None:
+            self._store.use_producer(new)
+        _log.warning("replaced the producer after a fatal error: %s", reason)
+        if old is not None:
+            threading.Thread(target=old.close, kwargs={"timeout": 1}, daemon=True).start()
+        return new
 
     def _raise_worker_error(self) -> None:
         if self._worker_error is not None:
@@ -380,9 +466,20 @@ class Service:
         consumer = self._consumer
         assert consumer is not None
         s = self.settings
-        batches = consumer.poll(
-            timeout_ms=s.kafka.poll_timeout_ms, max_records=s.kafka.max_poll_records
-        )
+        try:
+            batches = consumer.poll(
+                timeout_ms=s.kafka.poll_timeout_ms, max_records=s.kafka.max_poll_records
+            )
+        except KafkaError as exc:
+            # kafka-python 3 lets a failed metadata refresh or coordinator lookup (the broker
+            # is unreachable) escape poll(); the client reconnects on the next one, so an
+            # outage is waited out (not ready meanwhile), not a reason to stop
+            if not exc.retriable:
+                raise
+            self._broker_unreachable(f"{type(exc).__name__}: {exc}")
+            time.sleep(s.kafka.poll_timeout_ms / 1000)
+            return
+        self._watch_broker(consumer)
         if self._to_assign:
             self._finish_assignment()
         for tp, records in batches.items():
@@ -393,6 +490,38 @@ class Service:
         self._maybe_checkpoint()
         self._maybe_retrain()
         self._update_lag()
+
+    def _broker_unreachable(self, reason: str) -> None:
+        now = time.monotonic()
+        if self._broker_down_since is None:
+            self._broker_down_since = now
+        self._broker_down_reason = reason
+        if now - self._broker_warned >= 10:
+            self._broker_warned = now
+            _log.warning(
+                "the broker is unreachable (%s); not ready, retrying (offsets stay at the last"
+                " checkpoint)",
+                reason,
+            )
+
+    def _watch_broker(self, consumer: KafkaConsumer) -> None:
+        # poll() returns quietly through much of an outage: the group coordinator being
+        # unknown (dropped when its connection fails) is what says the broker is gone
+        coordinator = getattr(consumer, "_coordinator", None)
+        if coordinator is not None and getattr(coordinator, "coordinator_id", 0) is None:
+            self._broker_unreachable("the group coordinator is unknown")
+        elif self._broker_down_since is not None:
+            _log.info(
+                "the broker is reachable again after %.0f s",
+                time.monotonic() - self._broker_down_since,
+            )
+            self._broker_down_since = None
+            self._broker_warned = -1e9
+            # a broker that lost its data (an in-memory one restarted, a wiped cluster) has
+            # lost our output topics too, and the producer would wait on them forever
+            threading.Thread(
+                target=self._ensure_topics, name="streamvae-topics", daemon=True
+            ).start()
 
     def _dispatch(self, tp: TopicPartition, records: list[Any]) -> None:
         """Split a polled batch by key over the workers (consumer thread)."""
@@ -641,6 +770,16 @@ class Service:
                 _log.info("restoring %s/%d at offset %d", tp.topic, tp.partition, offset)
         if not self._paused:
             consumer.resume(*pending)
+        # The previous owner checkpointed on revocation but committed nothing (no blocking
+        # call in a rebalance callback): commit the checkpoints' offsets now, or the committed
+        # lag (what dashboards and a KEDA lag scaler read) stays behind until new records come
+        restored = {
+            tp: found[(tp.topic, tp.partition)].next_offset
+            for tp in pending
+            if (tp.topic, tp.partition) in found
+        }
+        if restored:
+            self._commits.put(restored)
         self.metrics.assigned_partitions.set(len(self._assigned))
         _log.info("assigned %s (%d with a checkpoint)", _names(pending), len(found))
 
@@ -700,19 +839,21 @@ class Service:
         assert producer is not None
         k = self.settings.kafka
         m = self.metrics
-        futures = []
+        futures: list[_Sent] = []
         if self.role == "train":  # the serving group alerts; the trainer only learns
             rejections, alerts = [], []
         for i, reason, message in rejections:
             r = records[i]
             m.records_invalid.labels(reason=reason).inc()
             m.dlq_records.inc()
+            headers = dlq_headers(r, reason, message)
             futures.append(
-                producer.send(
+                _Sent(
+                    producer.send(k.dlq_topic, key=r.key, value=r.value, headers=headers),
                     k.dlq_topic,
-                    key=r.key,
-                    value=r.value,
-                    headers=dlq_headers(r, reason, message),
+                    r.key,
+                    r.value,
+                    headers,
                 )
             )
         m.inference_seconds.observe(seconds)
@@ -720,18 +861,29 @@ class Service:
         m.warmup_progress.set(progress)
         if shard == 2:
             m.training_progress.set(1.0)
-        if scores and self.role == "serve":
+        if scores and self.role == "serve" and k.scores_topic:
             m.scores_published.inc(len(scores))
             for asset_key, value in scores:
-                futures.append(producer.send(k.scores_topic, key=asset_key, value=value))
+                futures.append(
+                    _Sent(
+                        producer.send(k.scores_topic, key=asset_key, value=value),
+                        k.scores_topic,
+                        asset_key,
+                        value,
+                    )
+                )
         for alert in alerts:
             m.alerts.labels(status=alert.status).inc()
+            dedup = alert.dedup_key.encode()
             futures.append(
-                producer.send(
+                _Sent(
+                    producer.send(
+                        k.alert_topic, key=dedup, value=alert.value, headers=[_CLOUDEVENTS]
+                    ),
                     k.alert_topic,
-                    key=alert.dedup_key.encode(),
-                    value=alert.value,
-                    headers=[_CLOUDEVENTS],
+                    dedup,
+                    alert.value,
+                    [_CLOUDEVENTS],
                 )
             )
             _log.info(
@@ -836,18 +988,52 @@ class Service:
         self._raise_worker_error()
         offsets = self._write(snap)
         if drop:
+            # A worker parks (keeps in memory) only the shards it was asked to snapshot, i.e.
+            # the dirty ones; a clean one is dropped, and its next assignment must load the
+            # checkpoint from the state topic, not ask for a parked shard that is not there
+            # (the worker would start it fresh: an open alert would never resolve).
+            snapshotted = {p.tp for p, _ in snap.wanted}
             for p in parts:
-                self._parked[p.tp] = p.checkpointed
+                if p.tp in snapshotted:
+                    self._parked[p.tp] = p.checkpointed
+                else:
+                    self._parked.pop(p.tp, None)
         self._last_checkpoint = time.monotonic()
         return offsets
 
     def _write_background(self, snap: _Snapshot) -> None:
         try:
             offsets = self._write(snap)
+        except (_Postponed, CheckpointError, KafkaError) as exc:
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                self._on_worker_error(exc)
+                _log.exception("background checkpoint failed")
+                return
+            # A broker outage (or its aftermath): no alert was lost — the futures not yet
+            # acknowledged are checked again by the next checkpoint, and no offset moves
+            # until they are. Stopping here would only turn a network blip into a restart.
+            self.metrics.checkpoints.labels(result="error").inc()
+            with self._lock:
+                self._pending = [f for f in snap.pending if not f.acked] + self._pending
+            _log.warning("checkpoint postponed, nothing committed: %s", exc)
+            self._ensure_topics()  # e.g. the broker lost the state or alert topic
+            self._stalls += 1
+            if self._stalls >= 2:
+                # Two checkpoints in a row without the producer getting through: after a
+                # broker that lost its data, kafka-python's idempotent producer can stay
+                # stuck for good. A fresh producer, with everything unacknowledged sent again
+                # in order (a duplicate has the same id), gets the stream moving.
+                self._stalls = 0
+                producer = self._renew_producer(exc)
+                with self._lock:
+                    unacked = [f for f in self._pending if not f.acked]
+                for sent in unacked:
+                    sent.resend(producer)
         except BaseException as exc:
             self._on_worker_error(exc)
             _log.exception("background checkpoint failed")
         else:
+            self._stalls = 0
             if offsets:
                 self._commits.put(offsets)
         finally:
@@ -860,15 +1046,36 @@ class Service:
         assert producer is not None
         assert store is not None
         timeout = self.settings.kafka.request_timeout_ms / 1000
-        producer.flush(timeout=timeout)
-        for f in snap.pending:
+        try:
+            producer.flush(timeout=timeout)
+        except KafkaError as exc:
+            raise _Postponed(f"the producer did not flush within {timeout:g} s: {exc}") from exc
+        failed = []
+        for sent in snap.pending:
             try:
-                f.get(timeout=timeout)
+                sent.future.get(timeout=timeout)
             except Exception as exc:
-                self.metrics.checkpoints.labels(result="error").inc()
-                raise ServiceError(
-                    f"the broker did not acknowledge an alert or dead letter: {exc}"
-                ) from exc
+                if not sent.is_done:
+                    raise _Postponed(
+                        f"an alert or dead letter is not acknowledged after {timeout:g} s"
+                    ) from exc
+                if sent.resent or not isinstance(exc, KafkaError):
+                    self.metrics.checkpoints.labels(result="error").inc()
+                    raise ServiceError(
+                        f"the broker did not acknowledge an alert or dead letter: {exc}"
+                    ) from exc
+                failed.append((sent, exc))
+        if failed:
+            _log.warning(
+                "the broker refused %d alert(s)/dead letter(s) (%s): sending them again",
+                len(failed),
+                failed[0][1],
+            )
+            if any(not exc.retriable for _, exc in failed if isinstance(exc, KafkaError)):
+                producer = self._renew_producer(failed[0][1])
+            for sent, _ in failed:  # in their original order
+                sent.resend(producer)
+            raise _Postponed(f"{len(failed)} record(s) sent again after: {failed[0][1]}")
         if not snap.wanted:
             return {}
         head = b'{"format":%d,"workers":%d,"shards":[' % (STATE_FORMAT, self._workers)
@@ -883,7 +1090,7 @@ class Service:
             state = head + b",".join(b[0] for b in bodies if b is not None) + b"]}"
             captured.append((p, Checkpoint(p.tp.topic, p.tp.partition, offset, state)))
         try:
-            size = store.save([cp for _, cp in captured])
+            size = store.save([cp for _, cp in captured], timeout_s=timeout)
         except Exception:
             self.metrics.checkpoints.labels(result="error").inc()
             raise
@@ -978,7 +1185,14 @@ class Service:
                     art = sv.loads_artefact(r.value, f"<{self.settings.kafka.models_topic}>")
                     version = str(art.metadata.get("model_version", ""))
                     number = version_number(version)
+                    w, mc = self.settings.detector.window, art.model.config
+                    if tuple(mc.channels) != tuple(w.channels) or mc.window != w.window:
+                        raise sv.ArtefactFormatError(
+                            f"it reads channels {list(mc.channels)} over {mc.window} steps; "
+                            f"this group's windows have {list(w.channels)} over {w.window}"
+                        )
                 except Exception as exc:
+                    self.metrics.models_refused.labels(reason=type(exc).__name__).inc()
                     _log.error("skipping an unreadable model on the models topic: %s", exc)
                     continue
                 if number <= self._group_version:

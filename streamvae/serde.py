@@ -16,9 +16,13 @@ Timestamps are epoch seconds or milliseconds (told apart by magnitude unless the
 configured) or ISO-8601 strings *with* a zone: a naive time is ambiguous across plants and
 daylight-saving changes, so it is refused rather than guessed.
 
-The decoder keeps one piece of state, the stream time (the latest accepted event time), and
-refuses timestamps absurdly far ahead of or behind it: a sensor with a wrong clock must not
-drag every asset's windows into the future or far into the past.
+The decoder keeps each asset's stream time (the latest event time accepted for it) and
+refuses a reading absurdly far ahead of or behind its asset's: a sensor with a wrong clock must
+not drag its windows into the future or far into the past. The reference is the asset's own
+time, never the partition's latest: with one shared high-water mark, a single reading from the
+year 2096 (or 745 readings of one asset whose clock runs an hour fast) would put every *other*
+asset "behind stream time" and send all their readings to the dead-letter topic, for good. An
+asset's first reading is checked only against the absolute ``min_ts``/``max_ts`` bounds.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ from streamvae.types import Reading, Rejection, RejectReason, SourceRef
 
 __all__ = ["ReadingConfig", "ReadingDecoder", "encode_reading"]
 
-SNAPSHOT_FORMAT: Final = 1
+SNAPSHOT_FORMAT: Final = 2  # 2: per-asset stream times; 1 (restorable) had one for all
+MAX_TRACKED_ASSETS: Final = 100_000
+"""Assets whose stream time a decoder remembers (~100 bytes each); readings of assets beyond it
+are checked against the absolute bounds only, like every asset's first reading."""
 AUTO_MS_THRESHOLD: Final = 1e11
 """With ``ts_unit="auto"``, a number of magnitude >= 1e11 is milliseconds: 1e11 s is the year
 5138, while 1e11 ms is 1973, so no plausible time is ambiguous."""
@@ -136,6 +143,22 @@ class ReadingConfig(_DictMixin):
         )
         _positive_int(owner, "max_asset_length", self.max_asset_length)
         _positive_int(owner, "max_channel_length", self.max_channel_length)
+        # an allowed name beyond its length limit could never be accepted (assets) or would
+        # slip past it (channels): a contradiction to report now, not a silent DLQ later
+        for name, limit_name in (
+            ("assets", "max_asset_length"),
+            ("channels", "max_channel_length"),
+        ):
+            limit = getattr(self, limit_name)
+            long = [a for a in getattr(self, name) or () if len(a) > limit]
+            _require(
+                not long,
+                owner,
+                name,
+                f"{_short(long)} {'is' if len(long) == 1 else 'are'} longer than {limit_name} = "
+                f"{limit} characters; raise "
+                f"{limit_name} or shorten the names",
+            )
         for name in ("bool_values", "numeric_strings"):
             value = getattr(self, name)
             _require(isinstance(value, bool), owner, name, f"must be true or false, got {value!r}")
@@ -144,9 +167,10 @@ class ReadingConfig(_DictMixin):
 class ReadingDecoder:
     """Turns payload bytes into readings or rejections; never raises on input.
 
-    Stateful only in its stream time, the high-water mark of accepted event times: a reading
-    more than ``max_future_s`` ahead of it or ``max_past_s`` behind it is refused. The first
-    reading is only checked against the absolute ``min_ts``/``max_ts`` bounds. Counters
+    Stateful only in its assets' stream times, each the high-water mark of the event times
+    accepted for that asset: a reading more than ``max_future_s`` ahead of its asset's or
+    ``max_past_s`` behind it is refused. An asset's first reading is only checked against the
+    absolute ``min_ts``/``max_ts`` bounds. ``stream_time`` is the latest of them. Counters
     (``accepted``, ``rejected`` per reason code, ``dropped_channels``) feed metrics.
 
     Example:
@@ -162,6 +186,7 @@ class ReadingDecoder:
 
     __slots__ = (
         "_asset_field",
+        "_asset_times",
         "_assets",
         "_bool_values",
         "_channel_field",
@@ -217,6 +242,7 @@ class ReadingDecoder:
         self._numeric_strings = cfg.numeric_strings
         self._names_ok: set[str] = set()
         self._stream_time: float | None = None
+        self._asset_times: dict[str, float] = {}
         self.accepted = 0
         self.rejected: dict[str, int] = {r.value: 0 for r in RejectReason}
         self.dropped_channels = 0
@@ -225,8 +251,13 @@ class ReadingDecoder:
 
     @property
     def stream_time(self) -> float | None:
-        """Latest accepted event time, epoch seconds; ``None`` before the first reading."""
+        """Latest accepted event time of any asset, epoch seconds; ``None`` before the first
+        reading. Informational: each reading is checked against its own asset's."""
         return self._stream_time
+
+    def asset_time(self, asset: str) -> float | None:
+        """The asset's stream time (its latest accepted event time), epoch seconds."""
+        return self._asset_times.get(asset)
 
     def decode(self, raw: bytes, source: SourceRef | None = None) -> Reading | Rejection:
         """One payload → a Reading, or a Rejection saying why (never an exception)."""
@@ -379,13 +410,14 @@ class ReadingDecoder:
                 raw,
                 source,
             )
-        now = self._stream_time
+        now = self._asset_times.get(asset)
         if now is not None:
             if ts > now + self._max_future:
                 return self._reject(
                     _R.TIMESTAMP_OUT_OF_RANGE,
                     f"field {self._ts_field!r} is {_fmt_ts(ts)}, {_secs(ts - now)} s ahead of "
-                    f"stream time {_fmt_ts(now)}, limit {_secs(self._max_future)} s",
+                    f"stream time {_fmt_ts(now)} of asset {_short(asset)}, limit "
+                    f"{_secs(self._max_future)} s",
                     raw,
                     source,
                 )
@@ -393,7 +425,8 @@ class ReadingDecoder:
                 return self._reject(
                     _R.TIMESTAMP_OUT_OF_RANGE,
                     f"field {self._ts_field!r} is {_fmt_ts(ts)}, {_secs(now - ts)} s behind "
-                    f"stream time {_fmt_ts(now)}, limit {_secs(self._max_past)} s",
+                    f"stream time {_fmt_ts(now)} of asset {_short(asset)}, limit "
+                    f"{_secs(self._max_past)} s",
                     raw,
                     source,
                 )
@@ -408,7 +441,13 @@ class ReadingDecoder:
             return values
         assert isinstance(values, dict)
 
-        if now is None or ts > now:
+        if now is None:
+            if len(self._asset_times) < MAX_TRACKED_ASSETS:
+                self._asset_times[asset] = ts
+        elif ts > now:
+            self._asset_times[asset] = ts
+        latest = self._stream_time
+        if latest is None or ts > latest:
             self._stream_time = ts
         self.accepted += 1
         return Reading(asset, ts, values, source)
@@ -629,13 +668,18 @@ class ReadingDecoder:
         }
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-safe state: stream time and counters."""
-        return {"format": SNAPSHOT_FORMAT, "stream_time": self._stream_time, **self.counters()}
+        """JSON-safe state: stream times and counters."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "stream_time": self._stream_time,
+            "asset_times": dict(self._asset_times),
+            **self.counters(),
+        }
 
     @classmethod
     def restore(cls, config: ReadingConfig | None, state: Mapping[str, Any]) -> ReadingDecoder:
         """Rebuild a decoder from :meth:`snapshot`; it continues exactly where that one was."""
-        if not isinstance(state, Mapping) or state.get("format") != SNAPSHOT_FORMAT:
+        if not isinstance(state, Mapping) or state.get("format") not in (1, SNAPSHOT_FORMAT):
             got = state.get("format") if isinstance(state, Mapping) else type(state).__name__
             raise ConfigError(
                 f"reading decoder snapshot format {got!r} is not supported "
@@ -648,6 +692,16 @@ class ReadingDecoder:
             if not ok:
                 raise ConfigError(f"reading decoder snapshot: stream_time {st!r} is not a time")
             dec._stream_time = float(st)
+        times = state.get("asset_times", {})  # format 1 had none: every asset starts fresh
+        if not isinstance(times, Mapping):
+            raise ConfigError("reading decoder snapshot: asset_times is not an object")
+        for asset, t in times.items():
+            ok = isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+            if not isinstance(asset, str) or not ok:
+                raise ConfigError(
+                    f"reading decoder snapshot: asset_times[{asset!r}] = {t!r} is not a time"
+                )
+            dec._asset_times[asset] = float(t)
         dec.accepted = int(state.get("accepted", 0))
         dec.dropped_channels = int(state.get("dropped_channels", 0))
         for reason, count in dict(state.get("rejected", {})).items():

@@ -403,7 +403,8 @@ class AlertEvent:
             raise
         except KeyError as err:
             raise _event_error(f"missing field {err.args[0]!r}") from None
-        except (TypeError, ValueError, AttributeError) as err:
+        except (TypeError, ValueError, AttributeError, OverflowError) as err:
+            # OverflowError: a JSON integer too large for a float (score 1e400 written as digits)
             raise _event_error(f"a field has the wrong type ({err})") from None
         if stated != (event.dedup_key, event.asset, event.time):
             raise _event_error(

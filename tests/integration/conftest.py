@@ -89,7 +89,7 @@ def kafka_bootstrap() -> Iterator[str]:
 
     broker: EmbeddedBroker | None = None
     try:
-        broker = EmbeddedBroker().start()
+        broker = EmbeddedBroker(die_with_parent=True).start()  # no orphan if pytest is killed
     except Exception as exc:
         failures.append(f"embedded Tansu broker: {exc}")
     if broker is None:

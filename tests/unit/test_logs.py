@@ -56,6 +56,19 @@ def out() -> io.StringIO:
     return io.StringIO()
 
 
+@pytest.fixture(autouse=True)
+def fresh_streamvae_logger() -> Iterator[None]:
+    """Each test starts from an unconfigured ``streamvae`` logger: a command run in-process
+    by an earlier test (``main([...])``) leaves it non-propagating, and pytest then attaches
+    its capture handlers to it, which these tests would count as ours."""
+    logger = logging.getLogger("streamvae")
+    saved = logger.handlers[:], logger.propagate, logger.level
+    logger.handlers[:] = []
+    logger.propagate = True
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved
+
+
 def json_lines(stream: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
