@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,3 +330,28 @@ def running(config: Path, log: Path) -> Iterator[ServiceProcess]:
         yield service
     finally:
         service.close()
+
+
+@contextlib.contextmanager
+def fed_service(
+    bootstrap: str, admin: Any, workdir: Path, readings_per_asset: int
+) -> Iterator[tuple[ServiceProcess, int]]:
+    """A model-less service (nothing trains: every metric family exists from the start) on a
+    fresh sensor topic, running once it has processed ``readings_per_asset`` of every pump's
+    readings; yields it and the number of readings. For tests that look at what it exports."""
+    from kafka.admin import NewTopic
+
+    u = uuid.uuid4().hex[:10]
+    topics = Topics(f"sensors-{u}", f"alerts-{u}", f"dlq-{u}", f"state-{u}", f"group-{u}")
+    admin.create_topics([NewTopic(topics.sensors, PARTITIONS, 1)])
+    admin.wait_for_topics([topics.sensors], timeout_ms=10_000)
+    config = write_config(workdir / "streamvae.toml", bootstrap, topics, None)
+    messages = plant_messages(0, readings_per_asset)
+    produce(bootstrap, topics.sensors, messages)
+    with running(config, workdir / "service.log") as service:
+        wait_for(
+            lambda: service.metric("streamvae_records_processed_total") == len(messages),
+            60,
+            "every reading processed",
+        )
+        yield service, len(messages)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kafka.admin import NewTopic
 
 from tests.integration import harness as h
 
@@ -103,20 +101,8 @@ def exported_names(exposition: str) -> set[str]:
 @pytest.fixture(scope="module")
 def scraped(kafka_bootstrap: str, kafka_admin: Any, tmp_path_factory: Any) -> set[str]:
     """The names in one /metrics scrape of a service that has consumed a few readings."""
-    u = uuid.uuid4().hex[:10]
-    topics = h.Topics(f"sensors-{u}", f"alerts-{u}", f"dlq-{u}", f"state-{u}", f"group-{u}")
-    kafka_admin.create_topics([NewTopic(topics.sensors, h.PARTITIONS, 1)])
-    kafka_admin.wait_for_topics([topics.sensors], timeout_ms=10_000)
     tmp = tmp_path_factory.mktemp("dashboard")
-    config = h.write_config(tmp / "streamvae.toml", kafka_bootstrap, topics, None)
-    messages = h.plant_messages(0, READINGS_PER_ASSET)
-    h.produce(kafka_bootstrap, topics.sensors, messages)
-    with h.running(config, tmp / "service.log") as service:
-        h.wait_for(
-            lambda: service.metric("streamvae_records_processed_total") == len(messages),
-            60,
-            "every reading processed",
-        )
+    with h.fed_service(kafka_bootstrap, kafka_admin, tmp, READINGS_PER_ASSET) as (service, _):
         status, text = service.get("/metrics")
         assert status == 200
         assert service.terminate() == 0

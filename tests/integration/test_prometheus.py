@@ -17,14 +17,12 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kafka.admin import NewTopic
 
 from consumers.broker import free_loopback_port, kill_with_parent
 from tests.integration import harness as h
@@ -115,20 +113,8 @@ def service(
     kafka_bootstrap: str, kafka_admin: Any, tmp_path_factory: Any
 ) -> Iterator[h.ServiceProcess]:
     """A running service that has consumed every reading produced to its topic."""
-    u = uuid.uuid4().hex[:10]
-    topics = h.Topics(f"sensors-{u}", f"alerts-{u}", f"dlq-{u}", f"state-{u}", f"group-{u}")
-    kafka_admin.create_topics([NewTopic(topics.sensors, h.PARTITIONS, 1)])
-    kafka_admin.wait_for_topics([topics.sensors], timeout_ms=10_000)
     tmp = tmp_path_factory.mktemp("prometheus-service")
-    config = h.write_config(tmp / "streamvae.toml", kafka_bootstrap, topics, None)
-    messages = h.plant_messages(0, READINGS_PER_ASSET)
-    h.produce(kafka_bootstrap, topics.sensors, messages)
-    with h.running(config, tmp / "service.log") as svc:
-        h.wait_for(
-            lambda: svc.metric("streamvae_records_consumed_total") == len(messages),
-            60,
-            "every reading consumed",
-        )
+    with h.fed_service(kafka_bootstrap, kafka_admin, tmp, READINGS_PER_ASSET) as (svc, _):
         yield svc
         assert svc.terminate() == 0
 
