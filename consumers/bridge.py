@@ -191,14 +191,7 @@ def _details(event: AlertEvent) -> dict[str, Any]:
         "ends_at": None if event.ends_at is None else format_event_time(event.ends_at),
         "model_version": event.model_version,
         "reason": event.reason,
-        "input": None
-        if span is None
-        else {
-            "topic": span.topic,
-            "partition": span.partition,
-            "offset_start": span.offset_start,
-            "offset_end": span.offset_end,
-        },
+        "input": None if span is None else span.to_dict(),
     }
 
 

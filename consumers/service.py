@@ -1185,12 +1185,7 @@ class Service:
                     art = sv.loads_artefact(r.value, f"<{self.settings.kafka.models_topic}>")
                     version = str(art.metadata.get("model_version", ""))
                     number = version_number(version)
-                    w, mc = self.settings.detector.window, art.model.config
-                    if tuple(mc.channels) != tuple(w.channels) or mc.window != w.window:
-                        raise sv.ArtefactFormatError(
-                            f"it reads channels {list(mc.channels)} over {mc.window} steps; "
-                            f"this group's windows have {list(w.channels)} over {w.window}"
-                        )
+                    sv.check_model_fits(self.settings.detector.window, art.model, version)
                 except Exception as exc:
                     self.metrics.models_refused.labels(reason=type(exc).__name__).inc()
                     _log.error("skipping an unreadable model on the models topic: %s", exc)

@@ -384,17 +384,6 @@ class _Worker:
         self._catch_up(detector)
         self.conn.send(("assigned", tp, _ready(detector), detector.model_version))
 
-    def _check_fits(self, artefact: Any) -> None:
-        """A model reads one channel list over one window length: one for other windows would
-        fail inside ``swap_model`` on every shard (the service checks too; this is the
-        worker's own guard)."""
-        w, mc = self.spec.detector.window, artefact.model.config
-        if tuple(mc.channels) != tuple(w.channels) or mc.window != w.window:
-            raise self.sv.ArtefactFormatError(
-                f"it reads channels {list(mc.channels)} over {mc.window} steps; this group's "
-                f"windows have {list(w.channels)} over {w.window}"
-            )
-
     def _catch_up(self, detector: Any) -> bool:
         """Swap to the newest group model if this detector's is older (or it has none)."""
         if self.latest is None:
@@ -416,7 +405,7 @@ class _Worker:
         try:
             self.latest = self.sv.loads_artefact(data, f"<model {version} from the models topic>")
             self.latest_version = version
-            self._check_fits(self.latest)
+            self.sv.check_model_fits(self.spec.detector.window, self.latest.model, version)
         except Exception as exc:  # a model that cannot serve here must not stop the worker
             self.latest, self.latest_version = previous
             logging.getLogger("streamvae.workers").error(

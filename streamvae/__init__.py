@@ -24,7 +24,13 @@ from streamvae.artefact import (
 )
 from streamvae.config import BetaSchedule, ScoringConfig, TrainConfig, VAEConfig
 from streamvae.continual import Retrainer, RetrainOutcome
-from streamvae.detector import Detector, DetectorConfig, DetectorStats, ProcessResult
+from streamvae.detector import (
+    Detector,
+    DetectorConfig,
+    DetectorStats,
+    ProcessResult,
+    check_model_fits,
+)
 from streamvae.errors import (
     ArtefactError,
     ArtefactFormatError,
@@ -135,6 +141,7 @@ __all__ = [
     "WindowerStats",
     "__version__",
     "alert_spans",
+    "check_model_fits",
     "dumps_artefact",
     "elbo_loss",
     "encode_reading",

@@ -75,7 +75,7 @@ from streamvae.training.trainer import FitReport, ProgressCallback, fit
 from streamvae.types import AlertEvent, Reading, ScoredWindow, Window
 from streamvae.windowing import WindowConfig, Windower
 
-__all__ = ["Detector", "DetectorConfig", "DetectorStats", "ProcessResult"]
+__all__ = ["Detector", "DetectorConfig", "DetectorStats", "ProcessResult", "check_model_fits"]
 
 FloatArray = npt.NDArray[np.float64]
 SNAPSHOT_FORMAT = 2
@@ -521,13 +521,7 @@ class Detector:
     def _check_model(self, model: RecurrentVAE, where: str) -> None:
         if not isinstance(model, RecurrentVAE):
             raise ConfigError(f"Detector.{where}: expected a RecurrentVAE, got {type(model)}")
-        cfg = self.config.window
-        if model.config.channels != cfg.channels or model.config.window != cfg.window:
-            raise ConfigError(
-                f"Detector.{where}: the model reads channels {list(model.config.channels)} over "
-                f"{model.config.window} steps, but the detector's windows have "
-                f"{list(cfg.channels)} over {cfg.window}; train a model for this window config"
-            )
+        check_model_fits(self.config.window, model, f"Detector.{where}")
 
     def _install(self, model: RecurrentVAE, version: str) -> None:
         model.eval()
@@ -1020,3 +1014,17 @@ def _scalers_of(
         group = state.get("group")
         return None if group is None else StandardScaler.from_state(group)
     return {str(a): StandardScaler.from_state(s) for a, s in state["assets"].items()}
+
+
+def check_model_fits(window: WindowConfig, model: RecurrentVAE, where: str) -> None:
+    """Raise :class:`ConfigError` unless ``model`` reads ``window``'s channels over its
+    length. The one rule for every door a model comes in by (construction, swap, restore, a
+    model published on the models topic): a model for other windows would fail on the first
+    batch it scores."""
+    mc = model.config
+    if tuple(mc.channels) != tuple(window.channels) or mc.window != window.window:
+        raise ConfigError(
+            f"{where}: the model reads channels {list(mc.channels)} over {mc.window} steps, "
+            f"but the detector's windows have {list(window.channels)} over {window.window}; "
+            "train a model for this window config"
+        )

@@ -62,6 +62,15 @@ class OffsetSpan:
     offset_start: int
     offset_end: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """The span as the alert schema's ``input`` object."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset_start": self.offset_start,
+            "offset_end": self.offset_end,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:
@@ -334,14 +343,7 @@ class AlertEvent:
                         "end": format_event_time(self.window_end),
                     },
                     "model_version": self.model_version,
-                    "input": None
-                    if span is None
-                    else {
-                        "topic": span.topic,
-                        "partition": span.partition,
-                        "offset_start": span.offset_start,
-                        "offset_end": span.offset_end,
-                    },
+                    "input": None if span is None else span.to_dict(),
                     "reason": self.reason,
                 },
             },
